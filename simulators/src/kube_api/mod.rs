@@ -1,0 +1,1 @@
+//! A Kubernetes-API-compatible server, in memory, plain HTTP on loopback.

@@ -1,0 +1,260 @@
+//! The controller's own check of a spec (defence in depth behind the CRD schema).
+
+use super::{DateFromError, RetryPolicy, TaskResetSpec};
+
+/// Pattern of `projectId`, `instanceId` and `taskId`: nothing can escape its path segment.
+pub const ID_PATTERN: &str = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$";
+/// Pattern of `region`, e.g. `cn-north-4`.
+pub const REGION_PATTERN: &str = r"^[a-z]{2}(-[a-z]+)+-[0-9]+$";
+
+/// Why a spec cannot be acted on. Messages name the field and the offending value; none of
+/// the fields checked here is secret.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SpecError {
+    /// An ID that does not match [`ID_PATTERN`].
+    #[error(
+        "{field} {value:?} must be 1-64 letters, digits, '_' or '-', starting with a letter or digit"
+    )]
+    InvalidId {
+        /// `projectId`, `instanceId` or `taskId`.
+        field: &'static str,
+        /// The value as given.
+        value: String,
+    },
+    /// A `dateFrom` that names no usable instant.
+    #[error(transparent)]
+    DateFrom(#[from] DateFromError),
+    /// A `region` that does not match [`REGION_PATTERN`].
+    #[error("region {0:?} must look like cn-north-4")]
+    InvalidRegion(String),
+    /// An `endpoint` that is not an absolute http(s) URL without credentials, query or fragment.
+    #[error("endpoint {value:?} is not usable: {reason}")]
+    InvalidEndpoint {
+        /// The value as given, with any user information removed.
+        value: String,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+}
+
+/// A spec that passed [`TaskResetSpec::validate`]: the values the call is made with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ValidSpec {
+    /// Huawei Cloud project ID.
+    pub project_id: String,
+    /// ROMA Connect instance ID.
+    pub instance_id: String,
+    /// Combined task ID.
+    pub task_id: String,
+    /// `date_from` to send, in UTC epoch ms; `None` sends `{}`.
+    pub date_from_ms: Option<i64>,
+    /// The region asked for, if any.
+    pub region: Option<String>,
+    /// The endpoint asked for, parsed, if any.
+    pub endpoint: Option<url::Url>,
+    /// The retry policy.
+    pub retry_policy: RetryPolicy,
+}
+
+impl TaskResetSpec {
+    /// Check every field the schema checks, and what it cannot (real instants, URL syntax).
+    pub fn validate(&self) -> Result<ValidSpec, SpecError> {
+        let id = |field: &'static str, value: &str| {
+            if is_valid_id(value) {
+                Ok(value.to_owned())
+            } else {
+                Err(SpecError::InvalidId {
+                    field,
+                    value: value.to_owned(),
+                })
+            }
+        };
+        let project_id = id("projectId", &self.project_id)?;
+        let instance_id = id("instanceId", &self.instance_id)?;
+        let task_id = id("taskId", &self.task_id)?;
+        let date_from_ms = self
+            .date_from
+            .as_ref()
+            .map(|d| d.epoch_millis())
+            .transpose()?;
+        if let Some(region) = &self.region
+            && !is_valid_region(region)
+        {
+            return Err(SpecError::InvalidRegion(region.clone()));
+        }
+        let endpoint = self.endpoint.as_deref().map(parse_endpoint).transpose()?;
+        Ok(ValidSpec {
+            project_id,
+            instance_id,
+            task_id,
+            date_from_ms,
+            region: self.region.clone(),
+            endpoint,
+            retry_policy: self.retry_policy,
+        })
+    }
+}
+
+/// Whether `value` matches [`ID_PATTERN`].
+pub fn is_valid_id(value: &str) -> bool {
+    let b = value.as_bytes();
+    (1..=64).contains(&b.len())
+        && b[0].is_ascii_alphanumeric()
+        && b.iter()
+            .all(|c| c.is_ascii_alphanumeric() || *c == b'_' || *c == b'-')
+}
+
+/// Whether `value` matches [`REGION_PATTERN`]: two letters, one or more `-word`, then `-digits`.
+pub fn is_valid_region(value: &str) -> bool {
+    let parts: Vec<&str> = value.split('-').collect();
+    let all = |s: &str, f: fn(&u8) -> bool| !s.is_empty() && s.bytes().all(|c| f(&c));
+    parts.len() >= 3
+        && parts[0].len() == 2
+        && all(parts[0], u8::is_ascii_lowercase)
+        && parts[1..parts.len() - 1]
+            .iter()
+            .all(|p| all(p, u8::is_ascii_lowercase))
+        && parts.last().is_some_and(|p| all(p, u8::is_ascii_digit))
+}
+
+/// Parse an endpoint: absolute http(s) URL with a host, no user information, query or fragment.
+/// Whether http is allowed, and whether the host is, is the endpoint policy's decision.
+pub fn parse_endpoint(value: &str) -> Result<url::Url, SpecError> {
+    let invalid = |shown: String, reason| SpecError::InvalidEndpoint {
+        value: shown,
+        reason,
+    };
+    let url = url::Url::parse(value)
+        .map_err(|_| invalid(redact_userinfo(value), "not an absolute URL"))?;
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(invalid(
+            redact_userinfo(value),
+            "must not carry user information; use credentialsSecretRef",
+        ));
+    }
+    if !matches!(url.scheme(), "https" | "http") {
+        return Err(invalid(value.to_owned(), "scheme must be https"));
+    }
+    if url.host_str().is_none_or(str::is_empty) {
+        return Err(invalid(value.to_owned(), "has no host"));
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err(invalid(
+            value.to_owned(),
+            "must not have a query or fragment",
+        ));
+    }
+    Ok(url)
+}
+
+/// Drop anything between `://` and `@` so that a password in a URL never reaches a message.
+fn redact_userinfo(value: &str) -> String {
+    match (value.find("://"), value.rfind('@')) {
+        (Some(scheme_end), Some(at)) if at > scheme_end => {
+            format!("{}://***{}", &value[..scheme_end], &value[at..])
+        }
+        _ => value.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::DateFrom;
+
+    fn spec() -> TaskResetSpec {
+        TaskResetSpec {
+            project_id: "c53626012ba84727b938ca8bf03108ef".into(),
+            instance_id: "fae7ff6c-8e07-4cf8-9e67-589cab2f017c".into(),
+            task_id: "15366328208d4d77b76532fe9f4006a6".into(),
+            date_from: Some(DateFrom::EpochMillis(1_630_052_714_000)),
+            region: Some("cn-north-4".into()),
+            endpoint: None,
+            credentials_secret_ref: None,
+            run_id: None,
+            retry_policy: RetryPolicy::default(),
+            suspend: false,
+            not_after: None,
+        }
+    }
+
+    #[test]
+    fn a_good_spec_yields_its_values() {
+        let valid = spec().validate().expect("valid");
+        assert_eq!(valid.task_id, "15366328208d4d77b76532fe9f4006a6");
+        assert_eq!(valid.date_from_ms, Some(1_630_052_714_000));
+        assert_eq!(valid.region.as_deref(), Some("cn-north-4"));
+    }
+
+    #[test]
+    fn ids_that_could_escape_their_segment_are_refused() {
+        let long = "a".repeat(65);
+        for bad in [
+            "",
+            "../x",
+            "a/b",
+            "a.b",
+            "a%2F",
+            "-a",
+            "_a",
+            "a b",
+            long.as_str(),
+        ] {
+            let mut s = spec();
+            s.task_id = bad.into();
+            let err = s.validate().expect_err(bad);
+            assert!(
+                matches!(&err, SpecError::InvalidId { field: "taskId", value } if value == bad),
+                "{bad}: {err:?}"
+            );
+        }
+        assert!(is_valid_id(&"a".repeat(64)));
+        assert!(is_valid_id("A_b-9"));
+    }
+
+    #[test]
+    fn regions_follow_the_pattern() {
+        for good in [
+            "cn-north-4",
+            "ap-southeast-1",
+            "ru-northwest-2",
+            "cn-north-east-10",
+        ] {
+            assert!(is_valid_region(good), "{good}");
+        }
+        for bad in [
+            "cn-4",
+            "CN-north-4",
+            "cn-north",
+            "cnn-north-4",
+            "cn-north-4a",
+            "cn--4",
+            "",
+        ] {
+            assert!(!is_valid_region(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn endpoints_must_be_plain_absolute_urls_and_never_echo_passwords() {
+        assert!(parse_endpoint("https://roma.cn-north-4.myhuaweicloud.com").is_ok());
+        assert!(parse_endpoint("http://127.0.0.1:8080").is_ok());
+        for bad in [
+            "roma.cn-north-4.myhuaweicloud.com",
+            "ftp://roma.example",
+            "https://roma.example/?a=b",
+            "https://roma.example/#x",
+        ] {
+            assert!(parse_endpoint(bad).is_err(), "{bad}");
+        }
+        let err = parse_endpoint("https://user:hunter2@roma.example").expect_err("userinfo");
+        assert!(!err.to_string().contains("hunter2"), "{err}");
+    }
+
+    #[test]
+    fn bad_date_from_is_a_spec_error() {
+        let mut s = spec();
+        s.date_from = Some(DateFrom::Timestamp("tomorrow".into()));
+        assert!(matches!(s.validate(), Err(SpecError::DateFrom(_))));
+    }
+}
