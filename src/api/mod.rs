@@ -23,6 +23,8 @@ pub const VERSION: &str = "v1alpha1";
 /// The controller calls `POST /v2/{projectId}/fdi/instances/{instanceId}/multi-tasks/{taskId}/reset`
 /// exactly once for each `metadata.generation` of the object and records the answer in
 /// `.status`. Edit the spec (for example set a new `runId`) to reset again.
+// kube-derive takes one `printcolumn(...)` per column; clippy reads their keys as duplicates.
+#[allow(clippy::duplicated_attributes)]
 #[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[kube(
     group = "fdi.roma.io",

@@ -1,0 +1,283 @@
+//! The generated CRD: committed copy in sync, structural, carrying every validation the
+//! design asks for; the examples deserialize and validate.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::PathBuf;
+
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use serde_json::Value;
+use taskreset_controller::api::{
+    DateFrom, ID_PATTERN, REGION_PATTERN, RetryPolicy, TaskReset, TaskResetStatus, crd_yaml,
+};
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn committed_crd() -> String {
+    std::fs::read_to_string(root().join("deploy/crd.yaml")).expect("deploy/crd.yaml")
+}
+
+fn schema() -> Value {
+    let crd: CustomResourceDefinition = serde_saphyr::from_str(&committed_crd()).expect("CRD");
+    let version = &crd.spec.versions[0];
+    serde_json::to_value(
+        version
+            .schema
+            .as_ref()
+            .and_then(|s| s.open_api_v3_schema.as_ref())
+            .expect("openAPIV3Schema"),
+    )
+    .expect("schema to JSON")
+}
+
+#[test]
+fn committed_crd_equals_the_generated_one() {
+    let generated = crd_yaml().expect("generate");
+    assert!(
+        generated == committed_crd(),
+        "deploy/crd.yaml is out of date: run `cargo run -- crd > deploy/crd.yaml`"
+    );
+}
+
+#[test]
+fn crd_names_scope_and_subresources() {
+    let crd: CustomResourceDefinition = serde_saphyr::from_str(&committed_crd()).expect("CRD");
+    assert_eq!(crd.metadata.name.as_deref(), Some("taskresets.fdi.roma.io"));
+    assert_eq!(crd.spec.group, "fdi.roma.io");
+    assert_eq!(crd.spec.scope, "Namespaced");
+    assert_eq!(crd.spec.names.kind, "TaskReset");
+    assert_eq!(crd.spec.names.plural, "taskresets");
+    assert_eq!(crd.spec.names.short_names, Some(vec!["tr".to_owned()]));
+    assert_eq!(
+        crd.spec.names.categories,
+        Some(vec!["roma".to_owned(), "fdi".to_owned()])
+    );
+    let version = &crd.spec.versions[0];
+    assert_eq!(version.name, "v1alpha1");
+    assert!(version.served && version.storage);
+    assert!(
+        version
+            .subresources
+            .as_ref()
+            .and_then(|s| s.status.as_ref())
+            .is_some()
+    );
+    let columns: Vec<&str> = version
+        .additional_printer_columns
+        .iter()
+        .flatten()
+        .map(|c| c.name.as_str())
+        .collect();
+    assert_eq!(columns, ["Task", "Phase", "Ready", "Reason", "Age"]);
+}
+
+/// Walk every node: structural means each has a type, or is int-or-string, or preserves
+/// unknown fields; and no $ref, no types inside anyOf/allOf/oneOf/not.
+fn assert_structural(node: &Value, path: &str) {
+    let obj = node
+        .as_object()
+        .unwrap_or_else(|| panic!("{path}: not an object"));
+    assert!(!obj.contains_key("$ref"), "{path}: $ref is not structural");
+    let typed = obj.get("type").and_then(Value::as_str).is_some();
+    let int_or_string = obj.get("x-kubernetes-int-or-string") == Some(&Value::Bool(true));
+    let preserve = obj.get("x-kubernetes-preserve-unknown-fields") == Some(&Value::Bool(true));
+    assert!(
+        typed || int_or_string || preserve,
+        "{path}: a node without a type is not structural"
+    );
+    for key in ["anyOf", "allOf", "oneOf"] {
+        for (i, sub) in obj
+            .get(key)
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .enumerate()
+        {
+            assert!(
+                sub.get("type").is_none(),
+                "{path}.{key}[{i}]: type inside {key}"
+            );
+        }
+    }
+    if let Some(props) = obj.get("properties").and_then(Value::as_object) {
+        for (name, sub) in props {
+            assert_structural(sub, &format!("{path}.{name}"));
+        }
+    }
+    if let Some(items) = obj.get("items") {
+        assert_structural(items, &format!("{path}[]"));
+    }
+    if let Some(extra) = obj.get("additionalProperties").filter(|v| v.is_object()) {
+        assert_structural(extra, &format!("{path}{{}}"));
+    }
+}
+
+#[test]
+fn schema_is_structural() {
+    assert_structural(&schema(), "");
+}
+
+#[test]
+fn schema_carries_patterns_int_or_string_and_cel_rules() {
+    let s = schema();
+    let spec = &s["properties"]["spec"];
+    assert_eq!(
+        spec["required"],
+        serde_json::json!(["instanceId", "projectId", "taskId"])
+    );
+    for id in ["projectId", "instanceId", "taskId"] {
+        let field = &spec["properties"][id];
+        assert_eq!(field["pattern"], ID_PATTERN, "{id}");
+        assert_eq!(
+            field["x-kubernetes-validations"][0]["rule"], "self == oldSelf",
+            "{id} must be immutable"
+        );
+    }
+    assert_eq!(spec["properties"]["region"]["pattern"], REGION_PATTERN);
+    assert!(
+        spec["properties"]["endpoint"]["pattern"]
+            .as_str()
+            .unwrap()
+            .starts_with("^https?://")
+    );
+    let date_from = &spec["properties"]["dateFrom"];
+    assert_eq!(date_from["x-kubernetes-int-or-string"], true);
+    let rule = date_from["x-kubernetes-validations"][0]["rule"]
+        .as_str()
+        .unwrap();
+    assert!(
+        rule.contains("self >= 0") && rule.contains("self.matches("),
+        "{rule}"
+    );
+    assert_eq!(
+        spec["properties"]["retryPolicy"]["enum"],
+        serde_json::json!(["OnTransientError", "Never", "Always"])
+    );
+    assert_eq!(spec["properties"]["notAfter"]["format"], "date-time");
+    let conditions = &s["properties"]["status"]["properties"]["conditions"];
+    assert_eq!(conditions["x-kubernetes-list-type"], "map");
+    let condition_fields = conditions["items"]["properties"].as_object().unwrap();
+    assert!(condition_fields.contains_key("observedGeneration"));
+    // Every spec field has a description, so `kubectl explain taskreset.spec` helps.
+    for (name, field) in spec["properties"].as_object().unwrap() {
+        assert!(
+            field["description"].as_str().is_some_and(|d| d.len() > 20),
+            "spec.{name} lacks a description"
+        );
+    }
+}
+
+fn examples() -> Vec<(PathBuf, TaskReset)> {
+    let dir = root().join("deploy/examples");
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir(&dir).expect("deploy/examples") {
+        let path = entry.expect("entry").path();
+        if path.extension().is_some_and(|e| e == "yaml") {
+            let text = std::fs::read_to_string(&path).expect("read");
+            for doc in serde_saphyr::from_multiple::<Value>(&text).expect("yaml") {
+                if doc["kind"] == "TaskReset" {
+                    let tr: TaskReset = serde_json::from_value(doc).expect("TaskReset");
+                    found.push((path.clone(), tr));
+                }
+            }
+        }
+    }
+    found
+}
+
+#[test]
+fn examples_deserialize_and_validate() {
+    let examples = examples();
+    assert!(
+        examples.len() >= 2,
+        "expected at least two TaskReset examples"
+    );
+    let mut forms = (false, false);
+    for (path, tr) in &examples {
+        let valid = tr
+            .spec
+            .validate()
+            .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        match &tr.spec.date_from {
+            Some(DateFrom::EpochMillis(_)) => forms.0 = true,
+            Some(DateFrom::Timestamp(_)) => forms.1 = true,
+            None => {}
+        }
+        if tr.spec.date_from.is_some() {
+            assert!(valid.date_from_ms.is_some_and(|ms| ms >= 0));
+        }
+    }
+    assert!(
+        forms.0 && forms.1,
+        "need an epoch-ms and an RFC 3339 example"
+    );
+    let reference = examples
+        .iter()
+        .find(|(_, tr)| tr.spec.task_id == "15366328208d4d77b76532fe9f4006a6")
+        .expect("the API reference example");
+    assert_eq!(
+        reference.1.spec.project_id,
+        "c53626012ba84727b938ca8bf03108ef"
+    );
+    assert_eq!(
+        reference.1.spec.instance_id,
+        "fae7ff6c-8e07-4cf8-9e67-589cab2f017c"
+    );
+    assert_eq!(
+        reference.1.spec.date_from,
+        Some(DateFrom::EpochMillis(1_630_052_714_000))
+    );
+}
+
+#[test]
+fn spec_and_status_round_trip_through_json() {
+    let doc = serde_json::json!({
+        "apiVersion": "fdi.roma.io/v1alpha1",
+        "kind": "TaskReset",
+        "metadata": {"name": "x", "namespace": "data", "generation": 2},
+        "spec": {
+            "projectId": "p1", "instanceId": "i1", "taskId": "t1",
+            "dateFrom": "2021-08-27T08:25:14Z", "endpoint": "https://roma.example",
+            "credentialsSecretRef": {"name": "creds"}, "runId": "r2",
+            "retryPolicy": "Always", "suspend": true, "notAfter": "2030-01-01T00:00:00Z"
+        },
+        "status": {
+            "observedGeneration": 2, "phase": "Failed", "errorCode": "FDI.3150",
+            "errorMessage": "The task list is empty.", "httpStatus": 400, "attempts": 1,
+            "dateFrom": 1630052714000_i64, "requestId": "abc",
+            "startTime": "2026-11-29T10:00:00Z", "completionTime": "2026-11-29T10:00:01Z",
+            "conditions": [{
+                "type": "Ready", "status": "False", "reason": "ResetFailed",
+                "message": "FDI.3150: The task list is empty.", "observedGeneration": 2,
+                "lastTransitionTime": "2026-11-29T10:00:01Z"
+            }]
+        }
+    });
+    let tr: TaskReset = serde_json::from_value(doc.clone()).expect("deserialize");
+    assert_eq!(tr.spec.retry_policy, RetryPolicy::Always);
+    assert!(tr.spec.suspend);
+    let status: &TaskResetStatus = tr.status.as_ref().expect("status");
+    assert_eq!(status.http_status, Some(400));
+    assert_eq!(
+        tr.current_phase().map(|p| p.to_string()).as_deref(),
+        Some("Failed")
+    );
+    let back = serde_json::to_value(&tr).expect("serialize");
+    assert_eq!(back["spec"], doc["spec"]);
+    assert_eq!(back["status"], doc["status"]);
+}
+
+#[test]
+fn defaults_apply_when_optional_fields_are_omitted() {
+    let tr: TaskReset = serde_json::from_value(serde_json::json!({
+        "apiVersion": "fdi.roma.io/v1alpha1", "kind": "TaskReset",
+        "metadata": {"name": "x"},
+        "spec": {"projectId": "p", "instanceId": "i", "taskId": "t"}
+    }))
+    .expect("deserialize");
+    assert_eq!(tr.spec.retry_policy, RetryPolicy::OnTransientError);
+    assert!(!tr.spec.suspend);
+    assert_eq!(tr.spec.date_from, None);
+    assert_eq!(tr.current_phase(), None);
+}
