@@ -302,6 +302,12 @@ VALUE_FLAGS = {
     "log-format": r"^(json|text)$",
     "ca-file": r"^/\S+$",
     "ledger-retention": r"^([0-9]+(\.[0-9]+)?(ms|s|m|h|d))+$",
+    # Tuning flags of `run` beyond the documented set (chart: extraArgs).
+    "retry-base-delay": r"^([0-9]+(\.[0-9]+)?(ms|s|m|h|d))+$",
+    "retry-max-delay": r"^([0-9]+(\.[0-9]+)?(ms|s|m|h|d))+$",
+    "credentials-retry-delay": r"^([0-9]+(\.[0-9]+)?(ms|s|m|h|d))+$",
+    "credentials-wait-max": r"^([0-9]+(\.[0-9]+)?(ms|s|m|h|d))+$",
+    "lease-duration": r"^([0-9]+(\.[0-9]+)?(ms|s|m|h|d))+$",
 }
 BOOL_FLAGS = {"leader-election", "insecure-allow-http"}
 KNOWN_ENV = {"TASKRESET_" + f.upper().replace("-", "_") for f in set(VALUE_FLAGS) | BOOL_FLAGS}
