@@ -408,6 +408,18 @@ for path in sorted(glob.glob("docs/**/*rules*.yaml", recursive=True)):
 if alert_rules == 0:
     fail("no Prometheus alert rules found under docs/")
 
+# --- relative links in the docs resolve ------------------------------------------------------
+links = 0
+for md in sorted(glob.glob("docs/**/*.md", recursive=True)):
+    text = open(md).read()
+    for target in re.findall(r"\]\(([^)\s]+)\)", text):
+        if re.match(r"^[a-z]+:", target) or target.startswith("#"):
+            continue
+        links += 1
+        path = os.path.normpath(os.path.join(os.path.dirname(md), target.split("#")[0]))
+        if not os.path.exists(path):
+            fail(f"{md}: broken link {target}")
+
 # --- summary -------------------------------------------------------------------------------------
 for n in skipped_notes:
     print(f"note: not schema-validated: {n}")
@@ -419,7 +431,8 @@ print(f"manifests: {len(sources)} sources, {counts['renders']} chart renders, "
       f"{counts['validated']} objects valid against Kubernetes {kube_version} (strict), "
       f"{counts['taskresets']} TaskResets valid against the CRD schema, "
       f"{counts['skipped']} without schema, {counts['deployments']} Deployments checked, "
-      f"{len(crd_copies)} CRD copies compared, {alert_rules} alert rules checked")
+      f"{len(crd_copies)} CRD copies compared, {alert_rules} alert rules checked, "
+      f"{links} doc links resolved")
 print(f"lua health check: {lua_summary}")
 if failures:
     print(f"manifests: {len(failures)} failure(s)")
