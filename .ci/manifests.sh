@@ -374,6 +374,14 @@ for origin, objs in sources.items():
                 fail(f"{ident}: {replicas} replicas without --leader-election")
             if "namespaced" in origin and "namespace" not in seen and "TASKRESET_NAMESPACE" not in env:
                 fail(f"{ident}: the namespaced variant must set --namespace")
+            # The Lease the Role names must be the Lease the controller uses.
+            lease_names = {n for o in objs if o.get("kind") == "Role"
+                           for r in o.get("rules", []) if "leases" in r.get("resources", [])
+                           for n in r.get("resourceNames", [])}
+            lease = next((a.split("=", 1)[1] for a in args if a.startswith("--lease-name=")),
+                         "taskreset-controller")
+            if leader and origin in RBAC_SOURCES and lease not in lease_names:
+                fail(f"{ident}: --lease-name {lease} is not among the Role's leases {sorted(lease_names)}")
 
 # --- the CRD copies are identical ------------------------------------------------------------
 crd_copies = sorted(glob.glob(f"{CHART}/crds/*.yaml"))
