@@ -294,20 +294,20 @@ VALUE_FLAGS = {
     "max-concurrent-resets": r"^[1-9][0-9]*$",
     "max-resets-per-second": r"^[0-9]+(\.[0-9]+)?$",
     "max-attempts": r"^[1-9][0-9]*$",
-    "request-timeout": r"^([0-9]+(\.[0-9]+)?(ms|s|m|h|d))+$",
+    "request-timeout": r"^[0-9]+(ms|s|m|h|d)$",
     "lease-name": r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$",
     "lease-namespace": r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$",
     "lease-holder": r"^\S+$",
     "metrics-addr": r"^[^\s]+:[0-9]+$",
     "log-format": r"^(json|text)$",
     "ca-file": r"^/\S+$",
-    "ledger-retention": r"^([0-9]+(\.[0-9]+)?(ms|s|m|h|d))+$",
+    "ledger-retention": r"^[0-9]+(ms|s|m|h|d)$",
     # Tuning flags of `run` beyond the documented set (chart: extraArgs).
-    "retry-base-delay": r"^([0-9]+(\.[0-9]+)?(ms|s|m|h|d))+$",
-    "retry-max-delay": r"^([0-9]+(\.[0-9]+)?(ms|s|m|h|d))+$",
-    "credentials-retry-delay": r"^([0-9]+(\.[0-9]+)?(ms|s|m|h|d))+$",
-    "credentials-wait-max": r"^([0-9]+(\.[0-9]+)?(ms|s|m|h|d))+$",
-    "lease-duration": r"^([0-9]+(\.[0-9]+)?(ms|s|m|h|d))+$",
+    "retry-base-delay": r"^[0-9]+(ms|s|m|h|d)$",
+    "retry-max-delay": r"^[0-9]+(ms|s|m|h|d)$",
+    "credentials-retry-delay": r"^[0-9]+(ms|s|m|h|d)$",
+    "credentials-wait-max": r"^[0-9]+(ms|s|m|h|d)$",
+    "lease-duration": r"^[0-9]+(ms|s|m|h|d)$",
 }
 BOOL_FLAGS = {"leader-election", "insecure-allow-http"}
 KNOWN_ENV = {"TASKRESET_" + f.upper().replace("-", "_") for f in set(VALUE_FLAGS) | BOOL_FLAGS}
