@@ -1,5 +1,5 @@
 # syntax=docker/dockerfile:1
-# The taskreset-controller image: a static-ish Rust binary on distroless, non-root, nothing else.
+# The taskreset-controller image: one Rust binary on distroless, non-root, nothing else.
 #
 #   docker build \
 #     --build-arg VERSION=0.1.0 \
