@@ -1,2 +1,26 @@
 //! The ROMA Connect FDI client: endpoints, credentials and authentication, the reset call,
 //! and the classification of its outcome.
+//!
+//! - [`endpoint`]: where a call may go ([`EndpointPolicy`], [`Endpoint`]).
+//! - [`credentials`]: token, AK/SK or IAM password ([`Credentials`]), from a Secret or the
+//!   environment; secret values are [`SecretString`]s.
+//! - [`client`]: the call itself ([`RomaClient::reset`]), AK/SK signing with `roma-signer`,
+//!   the IAM token exchange and cache (`iam`).
+//! - [`response`]: reading answers as the official SDK does, sanitising what is copied out.
+//! - [`outcome`]: [`ResetOutcome`] and [`classify`] into DESIGN section 3.5's classes.
+
+pub mod client;
+pub mod credentials;
+pub mod endpoint;
+mod iam;
+pub mod outcome;
+pub mod response;
+pub mod secret;
+
+pub use client::{
+    ClientConfig, ClientError, RESET_CONTENT_TYPE, ResetRequest, RomaClient, USER_AGENT,
+};
+pub use credentials::{Credentials, CredentialsError};
+pub use endpoint::{DEFAULT_ALLOWED_ENDPOINT, Endpoint, EndpointError, EndpointPolicy};
+pub use outcome::{OutcomeClass, ResetOutcome, classify};
+pub use secret::SecretString;

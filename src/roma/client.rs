@@ -1,0 +1,513 @@
+//! [`RomaClient`]: the reset call itself, with its transport and authentication.
+
+use std::fmt;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use reqwest::header::{CONTENT_TYPE, HOST, HeaderName, HeaderValue};
+use url::Url;
+
+use super::credentials::Credentials;
+use super::endpoint::Endpoint;
+use super::iam::{self, Exchange, TokenCache};
+use super::outcome::ResetOutcome;
+use super::response::{
+    MAX_REQUEST_ID_CHARS, parse_error_body, parse_success_message, sanitize, scrub,
+};
+use super::secret::SecretString;
+
+/// `Content-Type` of the reset call.
+pub const RESET_CONTENT_TYPE: &str = "application/json;charset=UTF-8";
+
+/// `User-Agent` of every call: the project and its version.
+pub const USER_AGENT: &str = concat!("taskreset-controller/", env!("CARGO_PKG_VERSION"));
+
+/// How the client talks to ROMA and IAM.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientConfig {
+    /// Whole-call limit, connection to last body byte (default 30 s).
+    pub request_timeout: Duration,
+    /// Limit for establishing the connection, TLS included (default 10 s).
+    pub connect_timeout: Duration,
+    /// Extra CA certificates (PEM bundle) trusted besides the system's.
+    pub ca_file: Option<PathBuf>,
+    /// `User-Agent` header (default [`USER_AGENT`]).
+    pub user_agent: String,
+    /// Most response body bytes read (default 64 KiB); the rest is ignored.
+    pub max_body_bytes: usize,
+    /// Allow an IAM endpoint with plain http (the ROMA endpoint's scheme is the
+    /// [`super::EndpointPolicy`]'s business).
+    pub insecure_allow_http: bool,
+    /// Refresh IAM tokens this long before they expire (at most half their lifetime;
+    /// default 10 min).
+    pub token_refresh_margin: Duration,
+}
+
+impl Default for ClientConfig {
+    fn default() -> Self {
+        Self {
+            request_timeout: Duration::from_secs(30),
+            connect_timeout: Duration::from_secs(10),
+            ca_file: None,
+            user_agent: USER_AGENT.to_owned(),
+            max_body_bytes: 64 * 1024,
+            insecure_allow_http: false,
+            token_refresh_margin: Duration::from_secs(600),
+        }
+    }
+}
+
+/// Why a client could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// The CA file could not be read.
+    #[error("cannot read CA file {path}: {source}")]
+    ReadCaFile {
+        /// The file.
+        path: PathBuf,
+        /// The error from the OS.
+        source: std::io::Error,
+    },
+    /// The CA file holds no usable PEM certificate.
+    #[error("CA file {path} holds no usable PEM certificate: {reason}")]
+    InvalidCaFile {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The HTTP client could not be set up.
+    #[error("cannot set up the HTTP client: {0}")]
+    Http(#[source] reqwest::Error),
+}
+
+/// One reset to perform.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResetRequest {
+    /// Where to send it.
+    pub endpoint: Endpoint,
+    /// `{project_id}`.
+    pub project_id: String,
+    /// `{instance_id}`.
+    pub instance_id: String,
+    /// `{task_id}`.
+    pub task_id: String,
+    /// `date_from` (UTC epoch ms); `None` sends `{}`.
+    pub date_from_ms: Option<i64>,
+}
+
+/// The ROMA FDI client. Cheap to clone: clones share the connection pool and the IAM token
+/// cache.
+#[derive(Clone)]
+pub struct RomaClient {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    http: reqwest::Client,
+    config: ClientConfig,
+    tokens: TokenCache,
+}
+
+impl fmt::Debug for RomaClient {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RomaClient")
+            .field("config", &self.inner.config)
+            .field("tokens", &self.inner.tokens)
+            .finish_non_exhaustive()
+    }
+}
+
+/// How one attempt authenticates.
+enum Auth<'a> {
+    Token(&'a SecretString),
+    Signed {
+        access_key: &'a str,
+        secret_key: &'a SecretString,
+        security_token: Option<&'a SecretString>,
+    },
+}
+
+impl RomaClient {
+    /// A client with these timeouts, CA and limits. Proxies come from the environment
+    /// (`HTTPS_PROXY`, `HTTP_PROXY`, `NO_PROXY`); redirects are never followed (they could
+    /// carry the credentials elsewhere).
+    pub fn new(config: ClientConfig) -> Result<Self, ClientError> {
+        let mut builder = reqwest::Client::builder()
+            .user_agent(config.user_agent.clone())
+            .timeout(config.request_timeout)
+            .connect_timeout(config.connect_timeout)
+            .redirect(reqwest::redirect::Policy::none());
+        if let Some(path) = &config.ca_file {
+            let pem = std::fs::read(path).map_err(|source| ClientError::ReadCaFile {
+                path: path.clone(),
+                source,
+            })?;
+            let certificates = reqwest::Certificate::from_pem_bundle(&pem).map_err(|err| {
+                ClientError::InvalidCaFile {
+                    path: path.clone(),
+                    reason: err.to_string(),
+                }
+            })?;
+            if certificates.is_empty() {
+                return Err(ClientError::InvalidCaFile {
+                    path: path.clone(),
+                    reason: "no certificate found".to_owned(),
+                });
+            }
+            for certificate in certificates {
+                builder = builder.add_root_certificate(certificate);
+            }
+        }
+        let http = builder.build().map_err(ClientError::Http)?;
+        Ok(Self {
+            inner: Arc::new(Inner {
+                http,
+                config,
+                tokens: TokenCache::default(),
+            }),
+        })
+    }
+
+    /// The configuration the client was built with.
+    pub fn config(&self) -> &ClientConfig {
+        &self.inner.config
+    }
+
+    /// Call `POST .../multi-tasks/{task_id}/reset` once (with IAM password credentials: once
+    /// more with a fresh token if the first answer is a 401) and say what came of it.
+    pub async fn reset(&self, request: &ResetRequest, credentials: &Credentials) -> ResetOutcome {
+        let outcome = self.reset_unscrubbed(request, credentials).await;
+        let outcome = scrub_outcome(outcome, &credentials.secrets());
+        tracing::debug!(
+            endpoint = %request.endpoint,
+            project_id = %request.project_id,
+            instance_id = %request.instance_id,
+            task_id = %request.task_id,
+            credentials = credentials.kind(),
+            outcome = %outcome,
+            "ROMA reset call"
+        );
+        outcome
+    }
+
+    async fn reset_unscrubbed(
+        &self,
+        request: &ResetRequest,
+        credentials: &Credentials,
+    ) -> ResetOutcome {
+        let url = match request.endpoint.reset_url(
+            &request.project_id,
+            &request.instance_id,
+            &request.task_id,
+        ) {
+            Ok(url) => url,
+            Err(err) => {
+                return ResetOutcome::NotSent {
+                    reason: format!("invalid request, not sent: {err}"),
+                };
+            }
+        };
+        let body = match request.date_from_ms {
+            Some(ms) => serde_json::json!({ "date_from": ms }).to_string(),
+            None => "{}".to_owned(),
+        };
+        match credentials {
+            Credentials::Token(token) => self.send(&url, request, &body, Auth::Token(token)).await,
+            Credentials::AccessKey {
+                access_key,
+                secret_key,
+                security_token,
+            } => {
+                let auth = Auth::Signed {
+                    access_key,
+                    secret_key,
+                    security_token: security_token.as_ref(),
+                };
+                self.send(&url, request, &body, auth).await
+            }
+            Credentials::Password {
+                username,
+                password,
+                domain_name,
+                iam_endpoint,
+            } => {
+                let iam = iam_endpoint
+                    .clone()
+                    .unwrap_or_else(|| request.endpoint.default_iam_endpoint());
+                if iam.scheme() != "https" && !self.inner.config.insecure_allow_http {
+                    return ResetOutcome::CredentialsRejected {
+                        http_status: None,
+                        error_code: "InsecureIamEndpoint".to_owned(),
+                        error_message: format!(
+                            "IAM endpoint {iam} is not https; enable insecure http to allow it"
+                        ),
+                        request_id: None,
+                    };
+                }
+                let key =
+                    iam::cache_key(&iam, domain_name, username, password, &request.project_id);
+                let exchange = || Exchange {
+                    http: &self.inner.http,
+                    iam: &iam,
+                    username,
+                    password,
+                    domain_name,
+                    project_id: &request.project_id,
+                    max_body_bytes: self.inner.config.max_body_bytes,
+                };
+                let margin = self.inner.config.token_refresh_margin;
+                let token = match self
+                    .inner
+                    .tokens
+                    .get_or_fetch(&key, margin, || iam::exchange(exchange()))
+                    .await
+                {
+                    Ok(token) => token,
+                    Err(outcome) => return outcome,
+                };
+                let first = self.send(&url, request, &body, Auth::Token(&token)).await;
+                let first = scrub_outcome(first, &[token.expose()]);
+                if !matches!(
+                    first,
+                    ResetOutcome::HttpError {
+                        http_status: 401,
+                        ..
+                    }
+                ) {
+                    return first;
+                }
+                // The token died early (password or permission change): one fresh try.
+                tracing::debug!(task_id = %request.task_id, "ROMA answered 401: refreshing the IAM token once");
+                self.inner.tokens.invalidate(&key, &token).await;
+                let token = match self
+                    .inner
+                    .tokens
+                    .get_or_fetch(&key, margin, || iam::exchange(exchange()))
+                    .await
+                {
+                    Ok(token) => token,
+                    Err(outcome) => return outcome,
+                };
+                let second = self.send(&url, request, &body, Auth::Token(&token)).await;
+                scrub_outcome(second, &[token.expose()])
+            }
+        }
+    }
+
+    /// One HTTP attempt.
+    async fn send(
+        &self,
+        url: &Url,
+        request: &ResetRequest,
+        body: &str,
+        auth: Auth<'_>,
+    ) -> ResetOutcome {
+        let host = request.endpoint.host_header();
+        let mut headers = reqwest::header::HeaderMap::new();
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static(RESET_CONTENT_TYPE));
+        match auth {
+            Auth::Token(token) => match sensitive(token.expose()) {
+                Some(value) => {
+                    headers.insert("x-auth-token", value);
+                }
+                None => return not_sent("the token holds characters that cannot be sent"),
+            },
+            Auth::Signed {
+                access_key,
+                secret_key,
+                security_token,
+            } => {
+                let mut to_sign = vec![
+                    ("Content-Type".to_owned(), RESET_CONTENT_TYPE.to_owned()),
+                    (
+                        roma_signer::HEADER_PROJECT_ID.to_owned(),
+                        request.project_id.clone(),
+                    ),
+                ];
+                if let Some(token) = security_token {
+                    to_sign.push((
+                        roma_signer::HEADER_SECURITY_TOKEN.to_owned(),
+                        token.expose().to_owned(),
+                    ));
+                }
+                let unsigned = roma_signer::Request {
+                    method: "POST",
+                    path: url.path(),
+                    query: Vec::new(),
+                    headers: to_sign,
+                    body: body.as_bytes(),
+                };
+                let signed = match roma_signer::sign(
+                    &unsigned,
+                    &host,
+                    access_key,
+                    secret_key.expose(),
+                    SystemTime::now(),
+                ) {
+                    Ok(signed) => signed,
+                    Err(err) => return not_sent(&format!("cannot sign the request: {err}")),
+                };
+                for (name, value) in signed.headers {
+                    let Ok(name) = HeaderName::from_bytes(name.as_bytes()) else {
+                        return not_sent("a signed header name cannot be sent");
+                    };
+                    let Some(value) = sensitive(&value) else {
+                        return not_sent("a signed header value cannot be sent");
+                    };
+                    headers.insert(name, value);
+                }
+            }
+        }
+        // The signature covers Host: send exactly the value signed.
+        match HeaderValue::from_str(&host) {
+            Ok(value) => {
+                headers.insert(HOST, value);
+            }
+            Err(_) => return not_sent("the endpoint's host cannot be sent"),
+        }
+        let response = match self
+            .inner
+            .http
+            .post(url.clone())
+            .headers(headers)
+            .body(body.to_owned())
+            .send()
+            .await
+        {
+            Ok(response) => response,
+            Err(err) => return transport_outcome(&err),
+        };
+        let status = response.status().as_u16();
+        let request_id = response
+            .headers()
+            .get("x-request-id")
+            .and_then(|v| v.to_str().ok())
+            .map(|v| sanitize(v, MAX_REQUEST_ID_CHARS))
+            .filter(|v| !v.is_empty());
+        let (bytes, read_error) = read_capped(response, self.inner.config.max_body_bytes).await;
+        if let Some(err) = &read_error {
+            tracing::debug!(status, error = %err, "ROMA answer body could not be read completely");
+        }
+        if (200..300).contains(&status) {
+            return ResetOutcome::Succeeded {
+                http_status: status,
+                message: parse_success_message(&bytes),
+                request_id,
+            };
+        }
+        let error = parse_error_body(status, &bytes);
+        ResetOutcome::HttpError {
+            http_status: status,
+            error_code: error.code,
+            error_message: error.message,
+            request_id,
+            structured: error.structured,
+        }
+    }
+}
+
+fn not_sent(reason: &str) -> ResetOutcome {
+    ResetOutcome::NotSent {
+        reason: reason.to_owned(),
+    }
+}
+
+/// A header value marked sensitive (kept out of the HTTP stack's debug output).
+fn sensitive(value: &str) -> Option<HeaderValue> {
+    let mut value = HeaderValue::from_str(value).ok()?;
+    value.set_sensitive(true);
+    Some(value)
+}
+
+/// A failed send: never connected (not sent) or broken after sending (ambiguous).
+fn transport_outcome(err: &reqwest::Error) -> ResetOutcome {
+    let reason = describe_error(err);
+    if err.is_builder() || err.is_connect() {
+        ResetOutcome::NotSent { reason }
+    } else {
+        // Timeouts, resets and truncated answers after the request went out.
+        ResetOutcome::Ambiguous { reason }
+    }
+}
+
+/// An error and its causes on one line, sanitised.
+pub(crate) fn describe_error(err: &reqwest::Error) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    if err.is_timeout() {
+        parts.push("timed out".to_owned());
+    }
+    let mut current: Option<&dyn std::error::Error> = Some(err);
+    while let Some(e) = current {
+        let text = e.to_string();
+        if !parts.iter().any(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+        current = e.source();
+    }
+    sanitize(&parts.join(": "), 512)
+}
+
+/// Read at most `cap` bytes of the body; the error, if reading stopped early.
+pub(crate) async fn read_capped(
+    mut response: reqwest::Response,
+    cap: usize,
+) -> (Vec<u8>, Option<String>) {
+    let mut bytes = Vec::new();
+    loop {
+        match response.chunk().await {
+            Ok(Some(chunk)) => {
+                let room = cap.saturating_sub(bytes.len());
+                bytes.extend_from_slice(&chunk[..chunk.len().min(room)]);
+                if bytes.len() >= cap {
+                    return (bytes, None);
+                }
+            }
+            Ok(None) => return (bytes, None),
+            Err(err) => return (bytes, Some(describe_error(&err))),
+        }
+    }
+}
+
+fn scrub_outcome(outcome: ResetOutcome, secrets: &[&str]) -> ResetOutcome {
+    let s = |text: String| scrub(&text, secrets);
+    let id = |id: Option<String>| id.map(s);
+    match outcome {
+        ResetOutcome::Succeeded {
+            http_status,
+            message,
+            request_id,
+        } => ResetOutcome::Succeeded {
+            http_status,
+            message: s(message),
+            request_id: id(request_id),
+        },
+        ResetOutcome::HttpError {
+            http_status,
+            error_code,
+            error_message,
+            request_id,
+            structured,
+        } => ResetOutcome::HttpError {
+            http_status,
+            error_code: s(error_code),
+            error_message: s(error_message),
+            request_id: id(request_id),
+            structured,
+        },
+        ResetOutcome::NotSent { reason } => ResetOutcome::NotSent { reason: s(reason) },
+        ResetOutcome::Ambiguous { reason } => ResetOutcome::Ambiguous { reason: s(reason) },
+        ResetOutcome::CredentialsRejected {
+            http_status,
+            error_code,
+            error_message,
+            request_id,
+        } => ResetOutcome::CredentialsRejected {
+            http_status,
+            error_code: s(error_code),
+            error_message: s(error_message),
+            request_id: id(request_id),
+        },
+    }
+}

@@ -1,0 +1,257 @@
+//! What a reset call came to ([`ResetOutcome`]) and what the controller should do about it
+//! ([`classify`] into DESIGN section 3.5's classes).
+
+use std::fmt;
+
+/// The result of one reset call (including the client's own single IAM refresh and retry on
+/// a 401). Every text field was sanitised and capped, and holds no secret.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ResetOutcome {
+    /// A 2xx answer: the reset was done.
+    Succeeded {
+        /// HTTP status (200).
+        http_status: u16,
+        /// `message` of the body (`Reset Success`).
+        message: String,
+        /// `X-Request-Id` of the answer.
+        request_id: Option<String>,
+    },
+    /// An HTTP answer other than 2xx.
+    HttpError {
+        /// HTTP status.
+        http_status: u16,
+        /// `error_code` (or the SDK's fallbacks; the status when the body has none).
+        error_code: String,
+        /// `error_msg` (or the SDK's fallbacks; the body's text when it is not JSON).
+        error_message: String,
+        /// `X-Request-Id` of the answer.
+        request_id: Option<String>,
+        /// The body carried a service/gateway error (error_code/error_msg or the SDK's
+        /// fallbacks); false for HTML, empty or garbage bodies.
+        structured: bool,
+    },
+    /// Provably not executed: DNS, connect or TLS failure, the IAM token exchange failed or
+    /// was unreachable, or the request could not be built.
+    NotSent {
+        /// What failed.
+        reason: String,
+    },
+    /// Maybe executed: a timeout or a broken connection after the request was sent.
+    Ambiguous {
+        /// What happened.
+        reason: String,
+    },
+    /// Credentials refused before anything executed (the IAM exchange answered 4xx, ...).
+    CredentialsRejected {
+        /// HTTP status of the refusal, if there was an answer.
+        http_status: Option<u16>,
+        /// Error code of the refusal.
+        error_code: String,
+        /// Error message of the refusal.
+        error_message: String,
+        /// `X-Request-Id` of the refusal.
+        request_id: Option<String>,
+    },
+}
+
+impl ResetOutcome {
+    /// The HTTP status of the answer, if there was one.
+    pub fn http_status(&self) -> Option<u16> {
+        match self {
+            Self::Succeeded { http_status, .. } | Self::HttpError { http_status, .. } => {
+                Some(*http_status)
+            }
+            Self::CredentialsRejected { http_status, .. } => *http_status,
+            Self::NotSent { .. } | Self::Ambiguous { .. } => None,
+        }
+    }
+
+    /// The `X-Request-Id` of the answer, if any.
+    pub fn request_id(&self) -> Option<&str> {
+        match self {
+            Self::Succeeded { request_id, .. }
+            | Self::HttpError { request_id, .. }
+            | Self::CredentialsRejected { request_id, .. } => request_id.as_deref(),
+            Self::NotSent { .. } | Self::Ambiguous { .. } => None,
+        }
+    }
+}
+
+impl fmt::Display for ResetOutcome {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Succeeded {
+                http_status,
+                message,
+                ..
+            } => write!(f, "HTTP {http_status}: {message}"),
+            Self::HttpError {
+                http_status,
+                error_code,
+                error_message,
+                ..
+            } => write!(f, "HTTP {http_status} {error_code}: {error_message}"),
+            Self::NotSent { reason } => write!(f, "not sent: {reason}"),
+            Self::Ambiguous { reason } => write!(f, "outcome unknown: {reason}"),
+            Self::CredentialsRejected {
+                http_status,
+                error_code,
+                error_message,
+                ..
+            } => match http_status {
+                Some(status) => write!(
+                    f,
+                    "credentials rejected: HTTP {status} {error_code}: {error_message}"
+                ),
+                None => write!(f, "credentials rejected: {error_code}: {error_message}"),
+            },
+        }
+    }
+}
+
+/// What the controller does with an outcome (DESIGN section 3.5).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum OutcomeClass {
+    /// Done: phase `Succeeded`.
+    Succeeded,
+    /// Refused by the service, terminal: phase `Failed`.
+    Rejected,
+    /// Provably not executed: retry with backoff.
+    Retryable,
+    /// Maybe executed: never call again blindly (unless `retryPolicy: Always`).
+    Ambiguous,
+    /// Credentials refused (nothing executed): wait for a corrected Secret, long backoff.
+    CredentialsRejected,
+}
+
+impl OutcomeClass {
+    /// A short stable name, for metric labels and messages.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Succeeded => "succeeded",
+            Self::Rejected => "rejected",
+            Self::Retryable => "retryable",
+            Self::Ambiguous => "ambiguous",
+            Self::CredentialsRejected => "credentialsRejected",
+        }
+    }
+}
+
+impl fmt::Display for OutcomeClass {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Map an outcome to its class:
+///
+/// | outcome | class |
+/// | --- | --- |
+/// | 2xx | `Succeeded` |
+/// | 401 (after the client's own single IAM refresh and retry) | `CredentialsRejected` |
+/// | 429 | `Retryable` (the gateway throttled; nothing executed) |
+/// | 504 | `Ambiguous` (the gateway gave up waiting for the service, which may have executed) |
+/// | other 5xx with a service error body | `Retryable` |
+/// | other 5xx without one (HTML, empty, garbage) | `Ambiguous` |
+/// | any other status (3xx, 4xx) | `Rejected` |
+/// | not sent | `Retryable` |
+/// | ambiguous | `Ambiguous` |
+/// | credentials rejected | `CredentialsRejected` |
+pub fn classify(outcome: &ResetOutcome) -> OutcomeClass {
+    match outcome {
+        ResetOutcome::Succeeded { .. } => OutcomeClass::Succeeded,
+        ResetOutcome::HttpError {
+            http_status,
+            structured,
+            ..
+        } => match *http_status {
+            200..=299 => OutcomeClass::Succeeded,
+            401 => OutcomeClass::CredentialsRejected,
+            429 => OutcomeClass::Retryable,
+            504 => OutcomeClass::Ambiguous,
+            500..=599 if *structured => OutcomeClass::Retryable,
+            500..=599 => OutcomeClass::Ambiguous,
+            _ => OutcomeClass::Rejected,
+        },
+        ResetOutcome::NotSent { .. } => OutcomeClass::Retryable,
+        ResetOutcome::Ambiguous { .. } => OutcomeClass::Ambiguous,
+        ResetOutcome::CredentialsRejected { .. } => OutcomeClass::CredentialsRejected,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn http(status: u16, structured: bool) -> ResetOutcome {
+        ResetOutcome::HttpError {
+            http_status: status,
+            error_code: "C".into(),
+            error_message: "m".into(),
+            request_id: None,
+            structured,
+        }
+    }
+
+    #[test]
+    fn every_row_of_the_table() {
+        use OutcomeClass::*;
+        let ok = ResetOutcome::Succeeded {
+            http_status: 200,
+            message: "Reset Success".into(),
+            request_id: None,
+        };
+        assert_eq!(classify(&ok), Succeeded);
+        for (outcome, class) in [
+            (http(400, true), Rejected),
+            (http(403, true), Rejected),
+            (http(404, true), Rejected),
+            (http(404, false), Rejected),
+            (http(302, false), Rejected),
+            (http(401, true), CredentialsRejected),
+            (http(401, false), CredentialsRejected),
+            (http(429, true), Retryable),
+            (http(429, false), Retryable),
+            (http(500, true), Retryable),
+            (http(503, true), Retryable),
+            (http(500, false), Ambiguous),
+            (http(502, false), Ambiguous),
+            (http(504, true), Ambiguous),
+            (
+                ResetOutcome::NotSent {
+                    reason: "refused".into(),
+                },
+                Retryable,
+            ),
+            (
+                ResetOutcome::Ambiguous {
+                    reason: "timeout".into(),
+                },
+                Ambiguous,
+            ),
+            (
+                ResetOutcome::CredentialsRejected {
+                    http_status: Some(401),
+                    error_code: "401".into(),
+                    error_message: "bad".into(),
+                    request_id: None,
+                },
+                CredentialsRejected,
+            ),
+        ] {
+            assert_eq!(classify(&outcome), class, "{outcome:?}");
+        }
+    }
+
+    #[test]
+    fn display_names_status_code_and_message() {
+        assert_eq!(http(400, true).to_string(), "HTTP 400 C: m");
+        assert_eq!(
+            ResetOutcome::NotSent {
+                reason: "connection refused".into()
+            }
+            .to_string(),
+            "not sent: connection refused"
+        );
+    }
+}
