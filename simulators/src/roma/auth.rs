@@ -148,12 +148,11 @@ fn verify(
             )));
         }
     }
-    if let Some(expected) = security_token {
-        if !auth.signed_headers.iter().any(|h| h == "x-security-token")
-            || header(&parts.headers, HEADER_SECURITY_TOKEN) != Some(expected)
-        {
-            return Err(GatewayError::unauthorized("security token is invalid"));
-        }
+    if let Some(expected) = security_token
+        && (!auth.signed_headers.iter().any(|h| h == "x-security-token")
+            || header(&parts.headers, HEADER_SECURITY_TOKEN) != Some(expected))
+    {
+        return Err(GatewayError::unauthorized("security token is invalid"));
     }
     let date = header(&parts.headers, HEADER_SDK_DATE)
         .and_then(|d| roma_signer::parse_sdk_date(d).ok())
