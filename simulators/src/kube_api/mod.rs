@@ -1,1 +1,54 @@
 //! A Kubernetes-API-compatible server, in memory, plain HTTP on loopback.
+//!
+//! Faithful enough that `kubectl` (1.32) and kube-rs 5 clients cannot tell it from a real
+//! kube-apiserver for what this project does: discovery (legacy documents; aggregated discovery
+//! requests get the legacy answer so clients fall back), OpenAPI v3 (so `kubectl apply` keeps
+//! validation on: it sees server-side field validation and sends `fieldValidation=Strict`),
+//! the built-in kinds the project needs (Namespace, Secret, ConfigMap, core/v1 and
+//! events.k8s.io/v1 Event, Lease, CustomResourceDefinition), custom resources served as soon as
+//! their CRD is created, validated against the CRD's `openAPIV3Schema` and its CEL rules, and
+//! list/watch/get/create/update/patch/apply/delete with Kubernetes semantics.
+//!
+//! Deliberate simplifications (documented so nobody relies on them):
+//! - No authentication or authorization: every request is allowed.
+//! - Namespaces need not exist for namespaced objects to be created in them (kubectl never
+//!   needs it); `default`, `kube-system`, `kube-public` and `kube-node-lease` exist from the
+//!   start, deleting a Namespace deletes the objects in it at once.
+//! - One stored version per resource: objects are served with the requested version's
+//!   `apiVersion`, without conversion.
+//! - core/v1 Events and events.k8s.io/v1 Events are stored separately.
+//! - Server-side apply tracks `managedFields` per manager with a simple field-set model:
+//!   maps merge, lists are atomic except `x-kubernetes-list-type: map` lists in CRD schemas.
+//! - Strategic merge patch on built-ins is a merge patch that understands the `$patch`,
+//!   `$retainKeys`, `$setElementOrder` and `$deleteFromPrimitiveList` directives; on custom
+//!   resources it is a merge patch, as in kube-apiserver.
+//!
+//! Test hooks: [`KubeApiHandle::request_log`], [`KubeApiHandle::counters`],
+//! [`KubeApiHandle::faults`] and [`KubeApiHandle::get_json`], also over HTTP under `/_sim/`
+//! (see [`KubeApiHandle`]).
+
+mod cel;
+mod discovery;
+mod errors;
+mod faults;
+mod handlers;
+mod http;
+mod jsonpath;
+mod managed_fields;
+mod patch;
+mod protobuf;
+mod registry;
+mod request;
+mod request_log;
+mod schema;
+mod selector;
+mod server;
+mod store;
+mod table;
+mod util;
+mod validation;
+mod watch;
+
+pub use faults::{FaultRule, FaultSettings, Faults};
+pub use request_log::RequestRecord;
+pub use server::{KubeApiConfig, KubeApiHandle, KubeApiServer, StartError};
