@@ -121,7 +121,8 @@ impl TokenCache {
         }
     }
 
-    /// How many tokens are cached (for tests and diagnostics).
+    /// How many tokens are cached.
+    #[cfg(test)]
     pub fn cached(&self) -> usize {
         let slots: Vec<_> = self
             .slots
@@ -340,5 +341,42 @@ mod tests {
         assert_eq!(cache.cached(), 1, "a different token is not dropped");
         cache.invalidate("k", &"fresh".into()).await;
         assert_eq!(cache.cached(), 0);
+
+        // A failed exchange is shared by the callers that waited for it, not repeated.
+        let mut tasks = Vec::new();
+        for _ in 0..4 {
+            let (cache, fetches) = (Arc::clone(&cache), Arc::clone(&fetches));
+            tasks.push(tokio::spawn(async move {
+                cache
+                    .get_or_fetch("down", margin, || async {
+                        fetches.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        Err(ResetOutcome::NotSent {
+                            reason: "IAM unreachable".into(),
+                        })
+                    })
+                    .await
+            }));
+        }
+        for task in tasks {
+            assert!(matches!(
+                task.await.expect("joins"),
+                Err(ResetOutcome::NotSent { .. })
+            ));
+        }
+        assert_eq!(fetches.load(std::sync::atomic::Ordering::SeqCst), 2);
+        // A caller arriving after the failure tries again.
+        let again = cache
+            .get_or_fetch("down", margin, || async {
+                fetches.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                Ok(IssuedToken {
+                    token: "back".into(),
+                    expires_at: Some(SystemTime::now() + Duration::from_secs(3600)),
+                    obtained_at: SystemTime::now(),
+                })
+            })
+            .await;
+        assert_eq!(again.expect("token").expose(), "back");
+        assert_eq!(fetches.load(std::sync::atomic::Ordering::SeqCst), 3);
     }
 }

@@ -1,0 +1,243 @@
+//! `taskreset-controller reset`: one reset call from the command line, to check credentials
+//! and connectivity with the same client the controller uses.
+//!
+//! Credentials come from the environment (`ROMA_TOKEN`, or `ROMA_ACCESS_KEY`/`ROMA_SECRET_KEY`
+//! [/`ROMA_SECURITY_TOKEN`], or `ROMA_USERNAME`/`ROMA_PASSWORD`/`ROMA_DOMAIN_NAME`
+//! [/`ROMA_IAM_ENDPOINT`]). Exit codes: 0 success, 2 rejected by the service (401 included),
+//! 3 retryable or ambiguous failure, 64 usage or configuration error.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Args, ValueEnum};
+use serde_json::{Map, Value, json};
+
+use super::EXIT_USAGE;
+use super::duration::parse_duration;
+use crate::api::DateFrom;
+use crate::roma::endpoint::is_valid_id;
+use crate::roma::{
+    ClientConfig, Credentials, Endpoint, EndpointPolicy, OutcomeClass, ResetOutcome, ResetRequest,
+    RomaClient, classify,
+};
+
+/// Exit code: the service (or the gateway, or IAM) refused the reset or the credentials.
+pub const EXIT_REJECTED: u8 = 2;
+/// Exit code: a failure that may be retried, or whose outcome is unknown.
+pub const EXIT_RETRYABLE: u8 = 3;
+
+/// Flags of `taskreset-controller reset`.
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Credentials are read from the environment: ROMA_TOKEN; or ROMA_ACCESS_KEY and \
+ROMA_SECRET_KEY (and ROMA_SECURITY_TOKEN); or ROMA_USERNAME, ROMA_PASSWORD and ROMA_DOMAIN_NAME \
+(and ROMA_IAM_ENDPOINT).\n\nExit codes: 0 success, 2 rejected by the service (401 included), \
+3 retryable or ambiguous failure (the reset may have run), 64 usage or configuration error."
+)]
+pub struct ResetArgs {
+    /// Huawei Cloud project ID.
+    #[arg(long, value_name = "ID")]
+    pub project_id: String,
+    /// ROMA Connect instance ID.
+    #[arg(long, value_name = "ID")]
+    pub instance_id: String,
+    /// ID of the combined (multi-table) FDI task.
+    #[arg(long, value_name = "ID")]
+    pub task_id: String,
+    /// Where the reset starts from: UTC epoch milliseconds or an RFC 3339 timestamp.
+    /// Omitted: no date_from is sent.
+    #[arg(long, value_name = "MS|RFC3339", allow_negative_numbers = true)]
+    pub date_from: Option<String>,
+    /// Base URL of the ROMA Connect API (trusted as given: no allow-list applies here).
+    #[arg(long, value_name = "URL", conflicts_with = "region")]
+    pub endpoint: Option<String>,
+    /// Huawei Cloud region: the call goes to https://roma.{region}.myhuaweicloud.com.
+    #[arg(long, value_name = "REGION")]
+    pub region: Option<String>,
+    /// Allow plain http:// endpoints (tests and sandboxes only: credentials travel in clear).
+    #[arg(long)]
+    pub insecure_allow_http: bool,
+    /// PEM file of extra CA certificates to trust.
+    #[arg(long, value_name = "FILE")]
+    pub ca_file: Option<PathBuf>,
+    /// Limit for the whole call, e.g. 30s, 500ms, 2m.
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_duration)]
+    pub timeout: Duration,
+    /// Limit for establishing the connection.
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_duration)]
+    pub connect_timeout: Duration,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+    pub output: OutputFormat,
+}
+
+/// How the result is printed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OutputFormat {
+    /// One human-readable line.
+    Text,
+    /// One JSON object.
+    Json,
+}
+
+/// Run the command; the exit code tells the outcome.
+pub fn run(args: ResetArgs) -> ExitCode {
+    let output = args.output;
+    let prepared = match prepare(args) {
+        Ok(prepared) => prepared,
+        Err(message) => return usage_error(output, &message),
+    };
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(err) => return usage_error(output, &format!("cannot start the runtime: {err}")),
+    };
+    let (client, request, credentials) = prepared;
+    let outcome = runtime.block_on(client.reset(&request, &credentials));
+    let class = classify(&outcome);
+    let printed = match output {
+        OutputFormat::Text => text_line(&request, &outcome, class),
+        OutputFormat::Json => json_line(&request, &outcome, class),
+    };
+    // A closed stdout cannot change the outcome; the exit code still tells it.
+    let _ = writeln!(std::io::stdout().lock(), "{printed}");
+    ExitCode::from(match class {
+        OutcomeClass::Succeeded => 0,
+        OutcomeClass::Rejected | OutcomeClass::CredentialsRejected => EXIT_REJECTED,
+        OutcomeClass::Retryable | OutcomeClass::Ambiguous => EXIT_RETRYABLE,
+    })
+}
+
+fn prepare(args: ResetArgs) -> Result<(RomaClient, ResetRequest, Credentials), String> {
+    if args.timeout.is_zero() || args.connect_timeout.is_zero() {
+        return Err("--timeout and --connect-timeout must be longer than 0".to_owned());
+    }
+    for (flag, value) in [
+        ("--project-id", &args.project_id),
+        ("--instance-id", &args.instance_id),
+        ("--task-id", &args.task_id),
+    ] {
+        if !is_valid_id(value) {
+            return Err(format!(
+                "{flag} {value:?} must be 1-64 letters, digits, '_' or '-', starting with a letter or digit"
+            ));
+        }
+    }
+    let date_from_ms = args
+        .date_from
+        .as_deref()
+        .map(|text| {
+            let date = match text.parse::<i64>() {
+                Ok(ms) => DateFrom::EpochMillis(ms),
+                Err(_) => DateFrom::Timestamp(text.to_owned()),
+            };
+            date.epoch_millis().map_err(|e| format!("--date-from: {e}"))
+        })
+        .transpose()?;
+    let policy = EndpointPolicy::new(Vec::new(), None, None, args.insecure_allow_http)
+        .map_err(|e| e.to_string())?;
+    let endpoint: Endpoint = match (&args.endpoint, &args.region) {
+        (Some(text), _) => {
+            let url = url::Url::parse(text)
+                .map_err(|e| format!("--endpoint {text:?} is not an absolute URL: {e}"))?;
+            policy
+                .trusted(&url)
+                .map_err(|e| format!("--endpoint: {e}"))?
+        }
+        (None, Some(region)) => policy
+            .resolve(None, Some(region))
+            .map_err(|e| format!("--region: {e}"))?,
+        (None, None) => return Err("give --endpoint URL or --region REGION".to_owned()),
+    };
+    let credentials = Credentials::from_env().map_err(|e| e.to_string())?;
+    let client = RomaClient::new(ClientConfig {
+        request_timeout: args.timeout,
+        connect_timeout: args.connect_timeout,
+        ca_file: args.ca_file,
+        insecure_allow_http: args.insecure_allow_http,
+        ..ClientConfig::default()
+    })
+    .map_err(|e| e.to_string())?;
+    let request = ResetRequest {
+        endpoint,
+        project_id: args.project_id,
+        instance_id: args.instance_id,
+        task_id: args.task_id,
+        date_from_ms,
+    };
+    Ok((client, request, credentials))
+}
+
+fn usage_error(output: OutputFormat, message: &str) -> ExitCode {
+    match output {
+        OutputFormat::Text => eprintln!("error: {message}"),
+        OutputFormat::Json => {
+            println!("{}", json!({"result": "usageError", "error": message}));
+            eprintln!("error: {message}");
+        }
+    }
+    ExitCode::from(EXIT_USAGE)
+}
+
+fn text_line(request: &ResetRequest, outcome: &ResetOutcome, class: OutcomeClass) -> String {
+    let request_id = outcome
+        .request_id()
+        .map(|id| format!(" (request id {id})"))
+        .unwrap_or_default();
+    let hint = match class {
+        OutcomeClass::Ambiguous => {
+            "; the reset may or may not have run: check the task before calling again"
+        }
+        OutcomeClass::Retryable => "; nothing was executed: safe to try again later",
+        OutcomeClass::CredentialsRejected => "; check the ROMA_* credentials",
+        OutcomeClass::Succeeded | OutcomeClass::Rejected => "",
+    };
+    format!(
+        "{class}: task {} at {}: {outcome}{request_id}{hint}",
+        request.task_id, request.endpoint
+    )
+}
+
+fn json_line(request: &ResetRequest, outcome: &ResetOutcome, class: OutcomeClass) -> String {
+    let mut object = Map::new();
+    object.insert("result".into(), json!(class.as_str()));
+    object.insert("endpoint".into(), json!(request.endpoint.to_string()));
+    object.insert("projectId".into(), json!(request.project_id));
+    object.insert("instanceId".into(), json!(request.instance_id));
+    object.insert("taskId".into(), json!(request.task_id));
+    if let Some(ms) = request.date_from_ms {
+        object.insert("dateFrom".into(), json!(ms));
+    }
+    if let Some(status) = outcome.http_status() {
+        object.insert("httpStatus".into(), json!(status));
+    }
+    match outcome {
+        ResetOutcome::Succeeded { message, .. } => {
+            object.insert("message".into(), json!(message));
+        }
+        ResetOutcome::HttpError {
+            error_code,
+            error_message,
+            ..
+        }
+        | ResetOutcome::CredentialsRejected {
+            error_code,
+            error_message,
+            ..
+        } => {
+            object.insert("errorCode".into(), json!(error_code));
+            object.insert("errorMessage".into(), json!(error_message));
+        }
+        ResetOutcome::NotSent { reason } | ResetOutcome::Ambiguous { reason } => {
+            object.insert("reason".into(), json!(reason));
+        }
+    }
+    if let Some(id) = outcome.request_id() {
+        object.insert("requestId".into(), json!(id));
+    }
+    Value::Object(object).to_string()
+}

@@ -1,0 +1,799 @@
+//! The ROMA client against real HTTP servers on loopback: the ROMA simulator (which verifies
+//! tokens and AK/SK signatures), raw servers for odd answers, and an https front with its own
+//! CA.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod roma_support;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use roma_support::{RawServer, Reply, TlsFront, closed_port, temp_file, test_pki};
+use taskreset_controller::roma::{
+    ClientConfig, Credentials, Endpoint, EndpointPolicy, OutcomeClass, ResetOutcome, ResetRequest,
+    RomaClient, classify,
+};
+use taskreset_simulators::roma::{AuthKind, RomaConfig, RomaHandle, RomaSimulator, Step};
+use url::Url;
+
+const TOKEN: &str = "static-token-SECRET-0001";
+const AK: &str = "AKTEST0000000001";
+const SK: &str = "sk-SECRET-0000000000000000000000002";
+const SECURITY_TOKEN: &str = "security-token-SECRET-0003";
+const PASSWORD: &str = "password-SECRET-0004";
+const ALL_SECRETS: [&str; 4] = [TOKEN, SK, SECURITY_TOKEN, PASSWORD];
+
+fn config() -> ClientConfig {
+    ClientConfig {
+        request_timeout: Duration::from_secs(5),
+        connect_timeout: Duration::from_secs(2),
+        insecure_allow_http: true,
+        ..ClientConfig::default()
+    }
+}
+
+fn client() -> RomaClient {
+    RomaClient::new(config()).expect("client")
+}
+
+fn endpoint(url: &str) -> Endpoint {
+    EndpointPolicy::new(vec![], None, None, true)
+        .expect("policy")
+        .trusted(&Url::parse(url).expect("url"))
+        .expect("endpoint")
+}
+
+fn request(url: &str, task: &str, date_from_ms: Option<i64>) -> ResetRequest {
+    ResetRequest {
+        endpoint: endpoint(url),
+        project_id: "c53626012ba84727b938ca8bf03108ef".into(),
+        instance_id: "fae7ff6c-8e07-4cf8-9e67-589cab2f017c".into(),
+        task_id: task.into(),
+        date_from_ms,
+    }
+}
+
+fn token() -> Credentials {
+    Credentials::Token(TOKEN.into())
+}
+
+fn password(sim: &RomaHandle) -> Credentials {
+    Credentials::Password {
+        username: "alice".into(),
+        password: PASSWORD.into(),
+        domain_name: "acme".into(),
+        iam_endpoint: Some(Url::parse(&sim.url()).unwrap()),
+    }
+}
+
+async fn simulator() -> RomaHandle {
+    let sim = RomaSimulator::start(RomaConfig::default())
+        .await
+        .expect("simulator");
+    sim.add_token(TOKEN);
+    sim.add_access_key(AK, SK);
+    sim.add_user("acme", "alice", PASSWORD);
+    sim
+}
+
+/// No secret in what an outcome shows.
+fn assert_no_secret(outcome: &ResetOutcome) {
+    let shown = format!("{outcome:?} {outcome}");
+    for secret in ALL_SECRETS {
+        assert!(!shown.contains(secret), "secret leaked: {shown}");
+    }
+}
+
+#[tokio::test]
+async fn a_token_reset_succeeds_and_is_recorded_once() {
+    let sim = simulator().await;
+    let outcome = client()
+        .reset(
+            &request(&sim.url(), "task-1", Some(1_630_052_714_000)),
+            &token(),
+        )
+        .await;
+    match &outcome {
+        ResetOutcome::Succeeded {
+            http_status,
+            message,
+            request_id,
+        } => {
+            assert_eq!(*http_status, 200);
+            assert_eq!(message, "Reset Success");
+            assert!(
+                request_id
+                    .as_deref()
+                    .is_some_and(|id| id.starts_with("sim-"))
+            );
+        }
+        other => panic!("expected success, got {other:?}"),
+    }
+    assert_eq!(classify(&outcome), OutcomeClass::Succeeded);
+    let calls = sim.calls();
+    assert_eq!(calls.len(), 1);
+    assert_eq!(calls[0].task_id, "task-1");
+    assert_eq!(calls[0].project_id, "c53626012ba84727b938ca8bf03108ef");
+    assert_eq!(calls[0].instance_id, "fae7ff6c-8e07-4cf8-9e67-589cab2f017c");
+    assert_eq!(calls[0].date_from, Some(1_630_052_714_000));
+    assert_eq!(calls[0].auth, AuthKind::Token);
+    assert!(calls[0].executed);
+    // Without date_from the body is {} and nothing is sent for it.
+    let _ = client()
+        .reset(&request(&sim.url(), "task-2", None), &token())
+        .await;
+    assert_eq!(sim.calls()[1].date_from, None);
+}
+
+#[tokio::test]
+async fn the_request_on_the_wire_has_the_documented_shape() {
+    let server = RawServer::start(|_| {
+        Reply::http(
+            200,
+            &[("Content-Type", "application/json")],
+            r#"{"message": "Reset Success"}"#,
+        )
+    })
+    .await;
+    let outcome = client()
+        .reset(&request(&server.url(), "task-1", Some(42)), &token())
+        .await;
+    assert_eq!(classify(&outcome), OutcomeClass::Succeeded);
+    let empty = client()
+        .reset(&request(&server.url(), "task-2", None), &token())
+        .await;
+    assert_eq!(classify(&empty), OutcomeClass::Succeeded);
+    let requests = server.requests();
+    let first = requests[0].to_ascii_lowercase();
+    assert!(
+        requests[0].starts_with(
+            "POST /v2/c53626012ba84727b938ca8bf03108ef/fdi/instances/fae7ff6c-8e07-4cf8-9e67-589cab2f017c/multi-tasks/task-1/reset HTTP/1.1\r\n"
+        ),
+        "{}",
+        requests[0]
+    );
+    assert!(
+        first.contains("\r\ncontent-type: application/json;charset=utf-8\r\n"),
+        "{first}"
+    );
+    assert!(
+        first.contains(&format!(
+            "\r\nuser-agent: taskreset-controller/{}\r\n",
+            env!("CARGO_PKG_VERSION")
+        )),
+        "{first}"
+    );
+    assert!(first.contains(&format!(
+        "\r\nx-auth-token: {}\r\n",
+        TOKEN.to_ascii_lowercase()
+    )));
+    assert!(
+        requests[0].ends_with("\r\n\r\n{\"date_from\":42}"),
+        "{}",
+        requests[0]
+    );
+    assert!(requests[1].ends_with("\r\n\r\n{}"), "{}", requests[1]);
+}
+
+#[tokio::test]
+async fn every_row_of_the_classification_against_the_simulator() {
+    let sim = simulator().await;
+    /// Scripted answer, class, HTTP status, error code, structured body.
+    type Row = (
+        Step,
+        OutcomeClass,
+        Option<u16>,
+        Option<&'static str>,
+        Option<bool>,
+    );
+    let rows: Vec<Row> = vec![
+        (
+            Step::Succeed,
+            OutcomeClass::Succeeded,
+            Some(200),
+            None,
+            None,
+        ),
+        (
+            Step::task_list_empty(),
+            OutcomeClass::Rejected,
+            Some(400),
+            Some("FDI.3150"),
+            Some(true),
+        ),
+        (
+            Step::not_scheduled(),
+            OutcomeClass::Rejected,
+            Some(404),
+            Some("FDI.3083"),
+            Some(true),
+        ),
+        (
+            Step::fail(403, "FDI.3039", "Project ID mismatch."),
+            OutcomeClass::Rejected,
+            Some(403),
+            Some("FDI.3039"),
+            Some(true),
+        ),
+        (
+            Step::server_error(),
+            OutcomeClass::Retryable,
+            Some(500),
+            Some("FDI.3000"),
+            Some(true),
+        ),
+        (
+            Step::Throttle,
+            OutcomeClass::Retryable,
+            Some(429),
+            Some("APIGW.0308"),
+            Some(true),
+        ),
+        (
+            Step::ServerErrorNoBody,
+            OutcomeClass::Ambiguous,
+            Some(500),
+            Some("500"),
+            Some(false),
+        ),
+        (
+            Step::Html { status: 502 },
+            OutcomeClass::Ambiguous,
+            Some(502),
+            Some("502"),
+            Some(false),
+        ),
+        (
+            Step::Unauthorized,
+            OutcomeClass::CredentialsRejected,
+            Some(401),
+            Some("APIGW.0301"),
+            Some(true),
+        ),
+        (
+            Step::Raw {
+                status: 503,
+                content_type: "application/json".into(),
+                body: r#"{"errorCode":"SVC.0001","errorMsg":"busy"}"#.into(),
+            },
+            OutcomeClass::Retryable,
+            Some(503),
+            Some("SVC.0001"),
+            Some(true),
+        ),
+        (
+            Step::Raw {
+                status: 500,
+                content_type: "text/plain".into(),
+                body: "\u{1b}[1mstack trace\u{0}".into(),
+            },
+            OutcomeClass::Ambiguous,
+            Some(500),
+            Some("500"),
+            Some(false),
+        ),
+        (
+            Step::DropConnection,
+            OutcomeClass::Ambiguous,
+            None,
+            None,
+            None,
+        ),
+        (
+            Step::DropAfterExecute,
+            OutcomeClass::Ambiguous,
+            None,
+            None,
+            None,
+        ),
+    ];
+    let client = client();
+    for (i, (step, class, status, code, structured)) in rows.into_iter().enumerate() {
+        let task = format!("row-{i}");
+        sim.script(&task, vec![step.clone()]);
+        let outcome = client
+            .reset(&request(&sim.url(), &task, None), &token())
+            .await;
+        assert_eq!(classify(&outcome), class, "{step:?} -> {outcome:?}");
+        assert_eq!(outcome.http_status(), status, "{step:?}");
+        if let ResetOutcome::HttpError {
+            error_code,
+            structured: s,
+            request_id,
+            ..
+        } = &outcome
+        {
+            assert_eq!(Some(error_code.as_str()), code, "{step:?}");
+            assert_eq!(Some(*s), structured, "{step:?}");
+            assert!(
+                request_id.is_some(),
+                "{step:?}: the simulator sends X-Request-Id"
+            );
+        }
+        assert_no_secret(&outcome);
+        // One call per reset: a static token is never retried on 401.
+        assert_eq!(
+            sim.calls().iter().filter(|c| c.task_id == task).count(),
+            1,
+            "{step:?}"
+        );
+    }
+    sim.script("html2", vec![Step::Html { status: 502 }]);
+    let html = client
+        .reset(&request(&sim.url(), "html2", None), &token())
+        .await;
+    let ResetOutcome::HttpError { error_message, .. } = &html else {
+        panic!("{html:?}");
+    };
+    assert_eq!(error_message, "502 Error 502 Error nginx");
+}
+
+#[tokio::test]
+async fn a_service_error_carries_its_message_and_request_id() {
+    let sim = simulator().await;
+    sim.script("t", vec![Step::task_list_empty()]);
+    let outcome = client()
+        .reset(&request(&sim.url(), "t", None), &token())
+        .await;
+    let ResetOutcome::HttpError {
+        http_status,
+        error_code,
+        error_message,
+        request_id,
+        structured,
+    } = outcome
+    else {
+        panic!("expected an HTTP error");
+    };
+    assert_eq!(
+        (
+            http_status,
+            error_code.as_str(),
+            error_message.as_str(),
+            structured
+        ),
+        (400, "FDI.3150", "The task list is empty.", true)
+    );
+    assert_eq!(
+        request_id.as_deref(),
+        Some(sim.calls()[0].request_id.as_str())
+    );
+}
+
+#[tokio::test]
+async fn aksk_signatures_are_verified_on_the_wire() {
+    let sim = simulator().await;
+    let aksk = Credentials::AccessKey {
+        access_key: AK.into(),
+        secret_key: SK.into(),
+        security_token: None,
+    };
+    let outcome = client()
+        .reset(&request(&sim.url(), "t1", Some(7)), &aksk)
+        .await;
+    assert_eq!(classify(&outcome), OutcomeClass::Succeeded, "{outcome:?}");
+    assert_eq!(sim.calls()[0].auth, AuthKind::AccessKey);
+    assert_eq!(sim.calls()[0].date_from, Some(7));
+
+    sim.add_temporary_access_key("AKTEMP0001", "sk-temp-0001", SECURITY_TOKEN);
+    let temporary = Credentials::AccessKey {
+        access_key: "AKTEMP0001".into(),
+        secret_key: "sk-temp-0001".into(),
+        security_token: Some(SECURITY_TOKEN.into()),
+    };
+    let outcome = client()
+        .reset(&request(&sim.url(), "t2", None), &temporary)
+        .await;
+    assert_eq!(classify(&outcome), OutcomeClass::Succeeded, "{outcome:?}");
+
+    let wrong = Credentials::AccessKey {
+        access_key: AK.into(),
+        secret_key: "sk-wrong".into(),
+        security_token: None,
+    };
+    let outcome = client()
+        .reset(&request(&sim.url(), "t3", None), &wrong)
+        .await;
+    assert_eq!(
+        classify(&outcome),
+        OutcomeClass::CredentialsRejected,
+        "{outcome:?}"
+    );
+    let ResetOutcome::HttpError { error_code, .. } = &outcome else {
+        panic!("{outcome:?}");
+    };
+    assert_eq!(error_code, "APIGW.0301");
+    assert_no_secret(&outcome);
+    assert_eq!(sim.executed_calls().len(), 2);
+    assert_eq!(sim.calls().len(), 3, "no retry after a 401 with AK/SK");
+}
+
+#[tokio::test]
+async fn iam_tokens_are_exchanged_once_and_cached() {
+    let sim = simulator().await;
+    let client = client();
+    let creds = password(&sim);
+    for task in ["a", "b", "c"] {
+        let outcome = client.reset(&request(&sim.url(), task, None), &creds).await;
+        assert_eq!(classify(&outcome), OutcomeClass::Succeeded, "{outcome:?}");
+    }
+    assert_eq!(sim.iam_calls(), 1);
+    assert!(sim.calls().iter().all(|c| c.auth == AuthKind::IamToken));
+    // A clone shares the cache; a different project needs its own token.
+    let clone = client.clone();
+    let _ = clone.reset(&request(&sim.url(), "d", None), &creds).await;
+    assert_eq!(sim.iam_calls(), 1);
+    let mut other_project = request(&sim.url(), "e", None);
+    other_project.project_id = "otherproject".into();
+    let _ = clone.reset(&other_project, &creds).await;
+    assert_eq!(sim.iam_calls(), 2);
+    assert!(!format!("{client:?}").contains(PASSWORD));
+}
+
+#[tokio::test]
+async fn concurrent_callers_share_one_iam_exchange() {
+    let sim = simulator().await;
+    sim.set_latency(Duration::from_millis(200));
+    let client = client();
+    let creds = Arc::new(password(&sim));
+    let url = sim.url();
+    let mut tasks = Vec::new();
+    for i in 0..8 {
+        let (client, creds, url) = (client.clone(), Arc::clone(&creds), url.clone());
+        tasks.push(tokio::spawn(async move {
+            client
+                .reset(&request(&url, &format!("t{i}"), None), &creds)
+                .await
+        }));
+    }
+    for task in tasks {
+        let outcome = task.await.unwrap();
+        assert_eq!(classify(&outcome), OutcomeClass::Succeeded, "{outcome:?}");
+    }
+    assert_eq!(sim.iam_calls(), 1);
+    assert_eq!(sim.executed_calls().len(), 8);
+}
+
+#[tokio::test]
+async fn a_401_drops_the_cached_token_and_retries_once() {
+    let sim = simulator().await;
+    let client = client();
+    let creds = password(&sim);
+    let first = client.reset(&request(&sim.url(), "t", None), &creds).await;
+    assert_eq!(classify(&first), OutcomeClass::Succeeded);
+    sim.expire_tokens();
+    let second = client.reset(&request(&sim.url(), "t", None), &creds).await;
+    assert_eq!(classify(&second), OutcomeClass::Succeeded, "{second:?}");
+    assert_eq!(sim.iam_calls(), 2);
+    let statuses: Vec<Option<u16>> = sim.calls().iter().map(|c| c.status).collect();
+    assert_eq!(statuses, [Some(200), Some(401), Some(200)]);
+
+    // Two 401s in a row: one refresh only, then the 401 stands.
+    sim.script("u", vec![Step::Unauthorized, Step::Unauthorized]);
+    let refused = client.reset(&request(&sim.url(), "u", None), &creds).await;
+    assert_eq!(
+        classify(&refused),
+        OutcomeClass::CredentialsRejected,
+        "{refused:?}"
+    );
+    assert_eq!(sim.calls().iter().filter(|c| c.task_id == "u").count(), 2);
+    assert_eq!(sim.iam_calls(), 3);
+    assert_no_secret(&refused);
+}
+
+#[tokio::test]
+async fn short_lived_tokens_are_refreshed_before_they_expire() {
+    let sim = RomaSimulator::start(RomaConfig {
+        token_ttl: Duration::from_secs(2),
+        ..RomaConfig::default()
+    })
+    .await
+    .unwrap();
+    sim.add_user("acme", "alice", PASSWORD);
+    let client = client();
+    let creds = password(&sim);
+    let _ = client.reset(&request(&sim.url(), "t", None), &creds).await;
+    let _ = client.reset(&request(&sim.url(), "t", None), &creds).await;
+    assert_eq!(sim.iam_calls(), 1, "reused while fresh");
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    let late = client.reset(&request(&sim.url(), "t", None), &creds).await;
+    assert_eq!(classify(&late), OutcomeClass::Succeeded);
+    assert_eq!(
+        sim.iam_calls(),
+        2,
+        "refreshed in the last part of its lifetime"
+    );
+    assert!(
+        sim.calls().iter().all(|c| c.status == Some(200)),
+        "never sent an expired token"
+    );
+}
+
+#[tokio::test]
+async fn iam_refusals_and_outages_are_not_resets() {
+    let sim = simulator().await;
+    let wrong = Credentials::Password {
+        username: "alice".into(),
+        password: "wrong-PASSWORD-SECRET".into(),
+        domain_name: "acme".into(),
+        iam_endpoint: Some(Url::parse(&sim.url()).unwrap()),
+    };
+    let outcome = client()
+        .reset(&request(&sim.url(), "t", None), &wrong)
+        .await;
+    match &outcome {
+        ResetOutcome::CredentialsRejected {
+            http_status,
+            error_code,
+            error_message,
+            ..
+        } => {
+            assert_eq!(*http_status, Some(401));
+            assert_eq!(error_code, "401");
+            assert!(error_message.contains("The username or password is wrong."));
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(!format!("{outcome:?}").contains("wrong-PASSWORD-SECRET"));
+
+    let port = closed_port().await;
+    let down = Credentials::Password {
+        username: "alice".into(),
+        password: PASSWORD.into(),
+        domain_name: "acme".into(),
+        iam_endpoint: Some(Url::parse(&format!("http://127.0.0.1:{port}")).unwrap()),
+    };
+    let outcome = client().reset(&request(&sim.url(), "t", None), &down).await;
+    assert!(
+        matches!(outcome, ResetOutcome::NotSent { .. }),
+        "{outcome:?}"
+    );
+    assert_eq!(classify(&outcome), OutcomeClass::Retryable);
+
+    let strict = RomaClient::new(ClientConfig {
+        insecure_allow_http: false,
+        ..config()
+    })
+    .unwrap();
+    let outcome = strict
+        .reset(&request(&sim.url(), "t", None), &password(&sim))
+        .await;
+    assert!(
+        matches!(&outcome, ResetOutcome::CredentialsRejected { error_code, .. } if error_code == "InsecureIamEndpoint"),
+        "{outcome:?}"
+    );
+    assert!(sim.calls().is_empty(), "no reset call without a token");
+}
+
+#[tokio::test]
+async fn connection_refused_is_not_sent_and_a_timeout_is_ambiguous() {
+    let port = closed_port().await;
+    let outcome = client()
+        .reset(
+            &request(&format!("http://127.0.0.1:{port}"), "t", None),
+            &token(),
+        )
+        .await;
+    assert!(
+        matches!(outcome, ResetOutcome::NotSent { .. }),
+        "{outcome:?}"
+    );
+    assert_eq!(classify(&outcome), OutcomeClass::Retryable);
+
+    let sim = simulator().await;
+    sim.script(
+        "slow",
+        vec![Step::delay(Duration::from_millis(1500), Step::Succeed)],
+    );
+    let impatient = RomaClient::new(ClientConfig {
+        request_timeout: Duration::from_millis(300),
+        ..config()
+    })
+    .unwrap();
+    let started = Instant::now();
+    let outcome = impatient
+        .reset(&request(&sim.url(), "slow", None), &token())
+        .await;
+    assert!(started.elapsed() < Duration::from_millis(1400));
+    let ResetOutcome::Ambiguous { reason } = &outcome else {
+        panic!("{outcome:?}");
+    };
+    assert!(reason.contains("timed out"), "{reason}");
+    // It did run on the other side: exactly why it is ambiguous.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(sim.executed_calls().len(), 1);
+}
+
+#[tokio::test]
+async fn bodies_are_read_up_to_the_cap() {
+    let sim = simulator().await;
+    let padding = "x".repeat(70 * 1024);
+    let big = format!(r#"{{"error_code":"FDI.9999","error_msg":"{padding}"}}"#);
+    let small = r#"{"error_code":"FDI.9999","error_msg":"short"}"#.to_owned();
+    sim.script(
+        "t",
+        vec![
+            Step::Raw {
+                status: 500,
+                content_type: "application/json".into(),
+                body: big,
+            },
+            Step::Raw {
+                status: 500,
+                content_type: "application/json".into(),
+                body: small,
+            },
+        ],
+    );
+    let big = client()
+        .reset(&request(&sim.url(), "t", None), &token())
+        .await;
+    let small = client()
+        .reset(&request(&sim.url(), "t", None), &token())
+        .await;
+    // Cut at 64 KiB the JSON no longer parses: not a service error any more.
+    assert!(
+        matches!(
+            big,
+            ResetOutcome::HttpError {
+                structured: false,
+                ..
+            }
+        ),
+        "{big:?}"
+    );
+    assert!(
+        matches!(
+            small,
+            ResetOutcome::HttpError {
+                structured: true,
+                ..
+            }
+        ),
+        "{small:?}"
+    );
+    let ResetOutcome::HttpError { error_message, .. } = &big else {
+        unreachable!()
+    };
+    assert!(error_message.chars().count() <= 256);
+
+    // A body without end: the client stops at the cap, long before its timeout.
+    let endless = RawServer::start(|_| {
+        Reply::Endless("HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\n".into())
+    })
+    .await;
+    let started = Instant::now();
+    let outcome = client()
+        .reset(&request(&endless.url(), "t", None), &token())
+        .await;
+    assert_eq!(classify(&outcome), OutcomeClass::Succeeded, "{outcome:?}");
+    assert!(started.elapsed() < Duration::from_secs(3));
+}
+
+#[tokio::test]
+async fn redirects_are_not_followed() {
+    let elsewhere = RawServer::start(|_| Reply::http(200, &[], r#"{"message":"stolen"}"#)).await;
+    let target = format!("{}/steal", elsewhere.url());
+    let redirecting =
+        RawServer::start(move |_| Reply::http(307, &[("Location", &target)], "")).await;
+    let outcome = client()
+        .reset(&request(&redirecting.url(), "t", None), &token())
+        .await;
+    assert_eq!(outcome.http_status(), Some(307));
+    assert_eq!(classify(&outcome), OutcomeClass::Rejected);
+    assert_eq!(
+        elsewhere
+            .connections
+            .load(std::sync::atomic::Ordering::SeqCst),
+        0
+    );
+}
+
+#[tokio::test]
+async fn echoed_secrets_never_reach_the_outcome() {
+    // A misbehaving proxy that echoes the request, headers and all, in its error page.
+    let echo = RawServer::start(|request| {
+        let body = format!(
+            r#"{{"error_code":"PROXY.{TOKEN}","error_msg":"{}"}}"#,
+            request.replace(['\r', '\n', '"'], " ")
+        );
+        Reply::http(400, &[("X-Request-Id", TOKEN)], &body)
+    })
+    .await;
+    let outcome = client()
+        .reset(&request(&echo.url(), "t", None), &token())
+        .await;
+    assert_eq!(classify(&outcome), OutcomeClass::Rejected);
+    assert_no_secret(&outcome);
+    assert!(format!("{outcome:?}").contains("[REDACTED]"));
+
+    let sim = simulator().await;
+    let echo_iam = RawServer::start(|request| {
+        let body = format!(
+            r#"{{"error_code":"E","error_msg":"{}"}}"#,
+            request.replace(['\r', '\n', '"'], " ")
+        );
+        Reply::http(403, &[], &body)
+    })
+    .await;
+    let creds = Credentials::Password {
+        username: "alice".into(),
+        password: PASSWORD.into(),
+        domain_name: "acme".into(),
+        iam_endpoint: Some(Url::parse(&echo_iam.url()).unwrap()),
+    };
+    let outcome = client()
+        .reset(&request(&sim.url(), "t", None), &creds)
+        .await;
+    assert_eq!(classify(&outcome), OutcomeClass::CredentialsRejected);
+    assert_no_secret(&outcome);
+}
+
+#[tokio::test]
+async fn https_with_a_custom_ca() {
+    let sim = simulator().await;
+    let pki = test_pki();
+    let front = TlsFront::start(Arc::clone(&pki.server_config), sim.addr()).await;
+    let ca_file = temp_file("ca.pem", &pki.ca_pem);
+
+    let trusting = RomaClient::new(ClientConfig {
+        ca_file: Some(ca_file.clone()),
+        insecure_allow_http: false,
+        ..config()
+    })
+    .unwrap();
+    let outcome = trusting
+        .reset(&request(&front.url(), "t", None), &token())
+        .await;
+    assert_eq!(classify(&outcome), OutcomeClass::Succeeded, "{outcome:?}");
+    let aksk = Credentials::AccessKey {
+        access_key: AK.into(),
+        secret_key: SK.into(),
+        security_token: None,
+    };
+    let signed = trusting
+        .reset(&request(&front.url(), "t", None), &aksk)
+        .await;
+    assert_eq!(classify(&signed), OutcomeClass::Succeeded, "{signed:?}");
+
+    // Without the CA the handshake fails before anything is sent.
+    let outcome = client()
+        .reset(&request(&front.url(), "t", None), &token())
+        .await;
+    assert!(
+        matches!(outcome, ResetOutcome::NotSent { .. }),
+        "{outcome:?}"
+    );
+    assert_eq!(sim.calls().len(), 2);
+
+    let bad = temp_file("bad.pem", "not a certificate");
+    assert!(
+        RomaClient::new(ClientConfig {
+            ca_file: Some(bad.clone()),
+            ..config()
+        })
+        .is_err()
+    );
+    let missing = std::env::temp_dir().join("taskreset-no-such-ca.pem");
+    let err = RomaClient::new(ClientConfig {
+        ca_file: Some(missing),
+        ..config()
+    })
+    .unwrap_err();
+    assert!(err.to_string().contains("cannot read CA file"), "{err}");
+    let _ = std::fs::remove_file(ca_file);
+    let _ = std::fs::remove_file(bad);
+}
+
+#[tokio::test]
+async fn invalid_ids_never_leave_the_process() {
+    let sim = simulator().await;
+    let mut bad = request(&sim.url(), "t", None);
+    bad.task_id = "../../other".into();
+    let outcome = client().reset(&bad, &token()).await;
+    assert!(
+        matches!(&outcome, ResetOutcome::NotSent { reason } if reason.contains("taskId")),
+        "{outcome:?}"
+    );
+    assert!(sim.calls().is_empty());
+}
