@@ -36,8 +36,9 @@ pub struct ClientConfig {
     pub user_agent: String,
     /// Most response body bytes read (default 64 KiB); the rest is ignored.
     pub max_body_bytes: usize,
-    /// Allow an IAM endpoint with plain http (the ROMA endpoint's scheme is the
-    /// [`super::EndpointPolicy`]'s business).
+    /// Allow an IAM endpoint with plain http. Also allowed without this when the ROMA
+    /// endpoint itself is plain http (which [`super::EndpointPolicy`] only permits in insecure
+    /// mode).
     pub insecure_allow_http: bool,
     /// Refresh IAM tokens this long before they expire (at most half their lifetime;
     /// default 10 min).
@@ -236,7 +237,11 @@ impl RomaClient {
                 let iam = iam_endpoint
                     .clone()
                     .unwrap_or_else(|| request.endpoint.default_iam_endpoint());
-                if iam.scheme() != "https" && !self.inner.config.insecure_allow_http {
+                // Plain http to IAM sends the password in clear: only in insecure mode, or
+                // when the endpoint policy already let this call go to a plain http endpoint.
+                let insecure_ok = self.inner.config.insecure_allow_http
+                    || request.endpoint.url().scheme() == "http";
+                if iam.scheme() != "https" && !insecure_ok {
                     return ResetOutcome::CredentialsRejected {
                         http_status: None,
                         error_code: "InsecureIamEndpoint".to_owned(),
