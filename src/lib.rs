@@ -5,4 +5,7 @@
 
 pub mod api;
 pub mod cli;
+pub mod ledger;
+pub mod reconciler;
 pub mod roma;
+pub mod telemetry;

@@ -12,7 +12,7 @@ pub const MAX_EPOCH_MILLIS: i64 = 253_402_300_799_999;
 /// The regular expression (RE2 syntax, as CEL uses) that a string `dateFrom` must match.
 ///
 /// Date, `T` (or `t` or a space), time with optional fraction, then `Z` or a numeric offset.
-pub const RFC3339_PATTERN: &str = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?([Zz]|[+-][0-9]{2}:[0-9]{2})$";
+pub const RFC3339_PATTERN: &str = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}:[0-9]{2}([.][0-9]+)?([Zz]|[+-][0-9]{2}:[0-9]{2})$";
 
 /// The CEL rule the CRD carries on `dateFrom`: integers must be >= 0, strings RFC 3339.
 pub fn cel_rule() -> String {

@@ -11,7 +11,9 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 pub use date_from::{DateFrom, DateFromError, MAX_EPOCH_MILLIS, RFC3339_PATTERN};
-pub use validation::{ID_PATTERN, REGION_PATTERN, SpecError, ValidSpec};
+pub use validation::{
+    ID_PATTERN, REGION_PATTERN, SpecError, ValidSpec, is_valid_id, is_valid_region, parse_endpoint,
+};
 
 /// The API group of every kind this controller serves.
 pub const GROUP: &str = "fdi.roma.io";
@@ -211,6 +213,10 @@ pub struct TaskResetStatus {
     /// When the first attempt for this generation started.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub start_time: Option<Time>,
+    /// When the current (or last) attempt was claimed; a `Resetting` claim older than the
+    /// request timeout plus a margin means its holder died mid-call.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_attempt_time: Option<Time>,
     /// When this generation reached its final phase.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub completion_time: Option<Time>,

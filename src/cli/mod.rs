@@ -1,6 +1,10 @@
 //! The command line: one binary, one subcommand per job.
 
 mod crd;
+mod duration;
+pub mod reset;
+pub mod run;
+pub mod sandbox;
 
 use std::process::ExitCode;
 
@@ -11,25 +15,46 @@ pub const EXIT_USAGE: u8 = 64;
 
 /// Reset ROMA Connect FDI combined-task progress from Kubernetes TaskReset objects.
 #[derive(Debug, Parser)]
-#[command(name = "taskreset-controller", version, about, long_about = None)]
+#[command(
+    name = "taskreset-controller",
+    version,
+    about,
+    long_about = None,
+    args_conflicts_with_subcommands = true
+)]
 pub struct Cli {
-    /// What to do.
+    /// What to do (default: run the controller).
     #[command(subcommand)]
-    pub command: Command,
+    pub command: Option<Command>,
+    /// Flags of `run`, accepted without the subcommand too.
+    #[command(flatten)]
+    pub run: run::RunArgs,
 }
 
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Run the controller (the default).
+    Run(Box<run::RunArgs>),
     /// Print the TaskReset CustomResourceDefinition as YAML.
     Crd,
+    /// Run the whole job on loopback: Kubernetes API and ROMA simulators, the controller,
+    /// the examples.
+    Sandbox(sandbox::SandboxArgs),
+    /// Call ROMA's reset once from the command line (credentials from ROMA_* environment
+    /// variables), to check credentials and connectivity.
+    Reset(reset::ResetArgs),
 }
 
 impl Cli {
     /// Run the chosen subcommand and turn its outcome into the process exit code.
     pub fn execute(self) -> ExitCode {
         match self.command {
-            Command::Crd => crd::print(),
+            None => run::execute(self.run),
+            Some(Command::Run(args)) => run::execute(*args),
+            Some(Command::Crd) => crd::print(),
+            Some(Command::Sandbox(args)) => sandbox::execute(args),
+            Some(Command::Reset(args)) => reset::run(args),
         }
     }
 }

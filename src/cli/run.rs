@@ -1,0 +1,302 @@
+//! `taskreset-controller run`: the controller.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::Args;
+use kube::runtime::events::Reporter;
+use tokio_util::sync::CancellationToken;
+use tracing::{error, info};
+
+use super::duration::parse_duration;
+use crate::reconciler::{self, Context, LeaseConfig, Policy, RunConfig, SecretRef, limits::Limits};
+use crate::roma::{ClientConfig, EndpointPolicy, RomaClient};
+use crate::telemetry::{self, Health, LogFormat, Metrics};
+
+/// Margin added to the request timeout before a `Resetting` claim counts as interrupted:
+/// room for the result write after the call returns (half the timeout, 2 s to 30 s). A result
+/// written after the margin still replaces the `Interrupted` verdict.
+fn claim_margin(request_timeout: Duration) -> Duration {
+    (request_timeout / 2).clamp(Duration::from_secs(2), Duration::from_secs(30))
+}
+
+/// Flags of `run`; each can also be set by the environment variable shown in `--help`.
+#[derive(Debug, Clone, Args)]
+pub struct RunArgs {
+    /// Watch TaskResets in this namespace only (default: all namespaces).
+    #[arg(long, env = "TASKRESET_NAMESPACE", value_name = "NS")]
+    pub namespace: Option<String>,
+
+    /// Secret (NAMESPACE/NAME) used by TaskResets without spec.credentialsSecretRef.
+    #[arg(
+        long,
+        env = "TASKRESET_DEFAULT_CREDENTIALS_SECRET",
+        value_name = "NS/NAME"
+    )]
+    pub default_credentials_secret: Option<SecretRef>,
+
+    /// Region used when a TaskReset names neither endpoint nor region.
+    #[arg(long, env = "TASKRESET_DEFAULT_REGION", value_name = "REGION")]
+    pub default_region: Option<String>,
+
+    /// Endpoint used when a TaskReset names neither endpoint nor region (wins over
+    /// --default-region).
+    #[arg(long, env = "TASKRESET_DEFAULT_ENDPOINT", value_name = "URL")]
+    pub default_endpoint: Option<url::Url>,
+
+    /// Endpoint patterns calls may go to, comma-separated; `*` matches one DNS label. The
+    /// configured defaults are always allowed.
+    #[arg(
+        long,
+        env = "TASKRESET_ALLOWED_ENDPOINTS",
+        value_delimiter = ',',
+        default_value = "https://roma.*.myhuaweicloud.com"
+    )]
+    pub allowed_endpoints: Vec<String>,
+
+    /// Reset calls in flight at once, over all TaskResets.
+    #[arg(long, env = "TASKRESET_MAX_CONCURRENT_RESETS", default_value_t = 16)]
+    pub max_concurrent_resets: usize,
+
+    /// Reset calls started per second, over all TaskResets (0 = unlimited).
+    #[arg(long, env = "TASKRESET_MAX_RESETS_PER_SECOND", default_value_t = 5.0)]
+    pub max_resets_per_second: f64,
+
+    /// Attempts per generation for failures that did not execute, before RetriesExhausted.
+    #[arg(long, env = "TASKRESET_MAX_ATTEMPTS", default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_attempts: u32,
+
+    /// Timeout of one reset call (and of an IAM token exchange).
+    #[arg(long, env = "TASKRESET_REQUEST_TIMEOUT", default_value = "60s", value_parser = parse_duration)]
+    pub request_timeout: Duration,
+
+    /// First retry delay after a failure that did not execute; doubles per attempt.
+    #[arg(long, env = "TASKRESET_RETRY_BASE_DELAY", default_value = "5s", value_parser = parse_duration)]
+    pub retry_base_delay: Duration,
+
+    /// Longest retry delay.
+    #[arg(long, env = "TASKRESET_RETRY_MAX_DELAY", default_value = "5m", value_parser = parse_duration)]
+    pub retry_max_delay: Duration,
+
+    /// Delay before trying again after the gateway rejected the credentials (401). Keep it
+    /// long: the gateway locks an access key after five failures in a row.
+    #[arg(long, env = "TASKRESET_CREDENTIALS_RETRY_DELAY", default_value = "2m", value_parser = parse_duration)]
+    pub credentials_retry_delay: Duration,
+
+    /// Longest wait between looks for a missing credentials Secret.
+    #[arg(long, env = "TASKRESET_CREDENTIALS_WAIT_MAX", default_value = "5m", value_parser = parse_duration)]
+    pub credentials_wait_max: Duration,
+
+    /// Reconcile only while holding a coordination.k8s.io Lease (for several replicas).
+    #[arg(long, env = "TASKRESET_LEADER_ELECTION")]
+    pub leader_election: bool,
+
+    /// Name of the leader Lease.
+    #[arg(
+        long,
+        env = "TASKRESET_LEASE_NAME",
+        default_value = "taskreset-controller"
+    )]
+    pub lease_name: String,
+
+    /// Namespace of the leader Lease (default: POD_NAMESPACE, else "default").
+    #[arg(long, env = "TASKRESET_LEASE_NAMESPACE")]
+    pub lease_namespace: Option<String>,
+
+    /// This replica's identity in the Lease (default: POD_NAME, else the hostname).
+    #[arg(long, env = "TASKRESET_LEASE_HOLDER")]
+    pub lease_holder: Option<String>,
+
+    /// How long the Lease lasts without renewal.
+    #[arg(long, env = "TASKRESET_LEASE_DURATION", default_value = "15s", value_parser = parse_duration)]
+    pub lease_duration: Duration,
+
+    /// Address of the /metrics, /healthz and /readyz server.
+    #[arg(long, env = "TASKRESET_METRICS_ADDR", default_value = "0.0.0.0:8080")]
+    pub metrics_addr: SocketAddr,
+
+    /// Log format; levels come from RUST_LOG (default info).
+    #[arg(long, env = "TASKRESET_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+
+    /// Allow plain http:// endpoints (only for tests and simulators).
+    #[arg(long, env = "TASKRESET_INSECURE_ALLOW_HTTP")]
+    pub insecure_allow_http: bool,
+
+    /// Extra CA bundle (PEM) trusted for ROMA and IAM endpoints.
+    #[arg(long, env = "TASKRESET_CA_FILE", value_name = "PATH")]
+    pub ca_file: Option<PathBuf>,
+
+    /// How long the execution ledger remembers a run (a re-created TaskReset with the same
+    /// name and spec within this period is not run again).
+    #[arg(long, env = "TASKRESET_LEDGER_RETENTION", default_value = "30d", value_parser = parse_duration)]
+    pub ledger_retention: Duration,
+}
+
+/// Why the controller could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The flags do not make a usable configuration.
+    #[error("configuration: {0}")]
+    Config(String),
+    /// No Kubernetes client could be built (kubeconfig or in-cluster config).
+    #[error("kubernetes client: {0}")]
+    Kube(#[from] kube::Error),
+    /// The metrics server could not bind.
+    #[error("metrics server on {addr}: {source}")]
+    Metrics {
+        /// The address asked for.
+        addr: SocketAddr,
+        /// The bind error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Leader election could not start.
+    #[error(transparent)]
+    Leader(#[from] crate::reconciler::LeaderError),
+}
+
+impl RunArgs {
+    /// The decision policy these flags describe.
+    pub fn policy(&self) -> Policy {
+        Policy {
+            max_attempts: self.max_attempts,
+            claim_expiry: self.request_timeout + claim_margin(self.request_timeout),
+            retry_base: self.retry_base_delay,
+            retry_max: self.retry_max_delay.max(self.retry_base_delay),
+            credentials_retry_min: Duration::from_secs(5).min(self.credentials_wait_max),
+            credentials_retry_max: self.credentials_wait_max,
+            credentials_rejected_retry: self.credentials_retry_delay,
+        }
+    }
+
+    fn lease(&self) -> Option<LeaseConfig> {
+        self.leader_election.then(|| LeaseConfig {
+            name: self.lease_name.clone(),
+            namespace: self
+                .lease_namespace
+                .clone()
+                .or_else(|| std::env::var("POD_NAMESPACE").ok())
+                .unwrap_or_else(|| "default".to_owned()),
+            holder: self.holder(),
+            duration: self.lease_duration,
+            grace: (self.lease_duration / 3).max(Duration::from_secs(1)),
+        })
+    }
+
+    fn holder(&self) -> String {
+        self.lease_holder
+            .clone()
+            .or_else(|| std::env::var("POD_NAME").ok())
+            .or_else(|| std::env::var("HOSTNAME").ok())
+            .unwrap_or_else(|| format!("taskreset-controller-{}", std::process::id()))
+    }
+}
+
+/// Run the controller until SIGTERM/SIGINT; exit 0 after in-flight calls recorded their result.
+pub fn execute(args: RunArgs) -> ExitCode {
+    telemetry::init_logging(args.log_format);
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(err) => {
+            eprintln!("error: cannot start the async runtime: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let shutdown = CancellationToken::new();
+    runtime.spawn(signal_shutdown(shutdown.clone()));
+    match runtime.block_on(start(args, None, shutdown)) {
+        Ok(()) => {
+            info!("stopped");
+            ExitCode::SUCCESS
+        }
+        Err(err) => {
+            error!(error = %err, "cannot run the controller");
+            ExitCode::from(1)
+        }
+    }
+}
+
+async fn signal_shutdown(shutdown: CancellationToken) {
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {},
+        () = terminate => {},
+    }
+    info!("shutdown requested: finishing calls in flight");
+    shutdown.cancel();
+}
+
+/// Start the controller with `args` (and `client`, or one from the environment) until
+/// `shutdown` is cancelled. Used by `run` and by `sandbox`.
+pub async fn start(
+    args: RunArgs,
+    client: Option<kube::Client>,
+    shutdown: CancellationToken,
+) -> Result<(), StartError> {
+    let endpoints = EndpointPolicy::new(
+        args.allowed_endpoints.clone(),
+        args.default_endpoint.clone(),
+        args.default_region.clone(),
+        args.insecure_allow_http,
+    )
+    .map_err(|e| StartError::Config(e.to_string()))?;
+    let roma = RomaClient::new(ClientConfig {
+        request_timeout: args.request_timeout,
+        connect_timeout: args.request_timeout.min(Duration::from_secs(10)),
+        ca_file: args.ca_file.clone(),
+        ..ClientConfig::default()
+    })
+    .map_err(|e| StartError::Config(e.to_string()))?;
+    let client = match client {
+        Some(client) => client,
+        None => kube::Client::try_default().await?,
+    };
+    let metrics = Arc::new(Metrics::default());
+    let health = Arc::new(Health::default());
+    let (bound, server) = telemetry::serve(
+        args.metrics_addr,
+        Arc::clone(&metrics),
+        Arc::clone(&health),
+        shutdown.clone(),
+    )
+    .await
+    .map_err(|source| StartError::Metrics {
+        addr: args.metrics_addr,
+        source,
+    })?;
+    info!(metrics = %bound, namespace = args.namespace.as_deref().unwrap_or("(all)"), "taskreset-controller starting");
+    let reporter = Reporter {
+        controller: reconciler::FIELD_MANAGER.to_owned(),
+        instance: Some(args.holder()),
+    };
+    let ctx = Arc::new(Context {
+        recorder: reconciler::recorder(client.clone(), reporter),
+        ledger: crate::ledger::Ledger::new(client.clone(), args.ledger_retention),
+        client,
+        roma,
+        endpoints,
+        policy: args.policy(),
+        default_secret: args.default_credentials_secret.clone(),
+        limits: Limits::new(args.max_concurrent_resets, args.max_resets_per_second),
+        metrics,
+    });
+    let config = RunConfig {
+        namespace: args.namespace.clone().filter(|ns| !ns.is_empty()),
+        lease: args.lease(),
+    };
+    let result = reconciler::run(ctx, config, health, shutdown.clone()).await;
+    shutdown.cancel();
+    let _ = server.await;
+    result.map_err(StartError::from)
+}

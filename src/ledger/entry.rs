@@ -1,0 +1,267 @@
+//! Ledger entries, their keys, and the pure rules about them.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::api::{Phase, TaskReset, ValidSpec};
+
+/// Number of ConfigMaps the ledger of one namespace is spread over.
+pub const SHARDS: u32 = 16;
+/// Prefix of the ledger ConfigMaps' names (`taskreset-ledger-0` .. `taskreset-ledger-f`).
+pub const CONFIGMAP_PREFIX: &str = "taskreset-ledger-";
+
+/// Which run a TaskReset generation asks for: namespace/name plus a hash of the spec fields
+/// that define the run (target, endpoint or region, dateFrom, runId).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct RunKey {
+    /// Namespace of the TaskReset (and of the ledger ConfigMap).
+    pub namespace: String,
+    /// Name of the TaskReset.
+    pub name: String,
+    /// Hex SHA-256 (first 16 characters) of the canonical run definition.
+    pub spec_hash: String,
+}
+
+impl RunKey {
+    /// The key of `tr`'s current spec, validated as `spec`.
+    pub fn of(tr: &TaskReset, spec: &ValidSpec) -> Self {
+        #[derive(Serialize)]
+        struct Canonical<'a> {
+            project_id: &'a str,
+            instance_id: &'a str,
+            task_id: &'a str,
+            date_from_ms: Option<i64>,
+            run_id: Option<&'a str>,
+            endpoint: Option<&'a str>,
+            region: Option<&'a str>,
+        }
+        let canonical = Canonical {
+            project_id: &spec.project_id,
+            instance_id: &spec.instance_id,
+            task_id: &spec.task_id,
+            date_from_ms: spec.date_from_ms,
+            run_id: tr.spec.run_id.as_deref(),
+            endpoint: spec.endpoint.as_ref().map(url::Url::as_str),
+            region: spec.region.as_deref(),
+        };
+        // Serialising a struct of strings and integers cannot fail.
+        let bytes = serde_json::to_vec(&canonical).unwrap_or_default();
+        let digest = hex::encode(Sha256::digest(&bytes));
+        Self {
+            namespace: tr.metadata.namespace.clone().unwrap_or_default(),
+            name: tr.metadata.name.clone().unwrap_or_default(),
+            spec_hash: digest[..16].to_owned(),
+        }
+    }
+
+    /// The ConfigMap holding this key: all runs of one name share a shard.
+    pub fn configmap(&self) -> String {
+        let digest = Sha256::digest(self.name.as_bytes());
+        format!("{CONFIGMAP_PREFIX}{:x}", u32::from(digest[0]) % SHARDS)
+    }
+
+    /// The key inside the ConfigMap's data (`[-._a-zA-Z0-9]+`, like object names).
+    pub fn data_key(&self) -> String {
+        format!("{}.{}", self.name, self.spec_hash)
+    }
+}
+
+/// One executed (or reserved) run.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Entry {
+    /// uid of the TaskReset that made the call.
+    pub uid: String,
+    /// Its generation.
+    pub generation: i64,
+    /// Its attempt number at the last write.
+    pub attempt: u32,
+    /// When the entry was written (reserved, then recorded).
+    pub at: Timestamp,
+    /// The final phase of the run; `None` while the call is (or was, if the caller died) in
+    /// flight, which reads as ambiguous.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outcome: Option<Phase>,
+    /// Message or error recorded with the outcome (already trimmed; never a secret).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+}
+
+impl Entry {
+    /// Whether this run may have changed the task: succeeded, unknown, or never recorded.
+    /// A rejected or never-sent run did not execute, so running it again is allowed.
+    pub fn may_have_executed(&self) -> bool {
+        !matches!(self.outcome, Some(Phase::Failed))
+    }
+}
+
+/// What the ledger says about reserving a run for `uid`/`generation`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    /// No conflicting entry: reserve it and call.
+    Proceed,
+    /// Another object or generation already ran this (namespace, name, spec): no call.
+    AlreadyExecuted(Entry),
+}
+
+/// The pure rule of DESIGN 3.8: an entry blocks a call when another object (uid) or another
+/// generation of this one ran the same run and it may have executed.
+pub fn verdict(existing: Option<&Entry>, uid: &str, generation: i64) -> Verdict {
+    match existing {
+        Some(entry)
+            if (entry.uid != uid || entry.generation != generation)
+                && entry.may_have_executed() =>
+        {
+            Verdict::AlreadyExecuted(entry.clone())
+        }
+        _ => Verdict::Proceed,
+    }
+}
+
+/// Parse a shard's data, dropping entries older than `retention` (and unreadable ones, which
+/// are logged by the caller as a count).
+pub fn load(
+    data: &BTreeMap<String, String>,
+    now: Timestamp,
+    retention: Duration,
+) -> (BTreeMap<String, Entry>, usize) {
+    let mut dropped = 0;
+    let oldest = jiff::SignedDuration::try_from(retention)
+        .ok()
+        .and_then(|r| now.checked_sub(r).ok())
+        .unwrap_or(Timestamp::MIN);
+    let entries = data
+        .iter()
+        .filter_map(|(k, v)| match serde_json::from_str::<Entry>(v) {
+            Ok(entry) if entry.at >= oldest => Some((k.clone(), entry)),
+            _ => {
+                dropped += 1;
+                None
+            }
+        })
+        .collect();
+    (entries, dropped)
+}
+
+/// Serialise entries back into ConfigMap data.
+pub fn store(entries: &BTreeMap<String, Entry>) -> BTreeMap<String, String> {
+    entries
+        .iter()
+        .filter_map(|(k, e)| serde_json::to_string(e).ok().map(|v| (k.clone(), v)))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::{DateFrom, TaskResetSpec};
+
+    fn tr(name: &str, run_id: Option<&str>) -> TaskReset {
+        let mut tr = TaskReset::new(
+            name,
+            TaskResetSpec {
+                project_id: "p1".into(),
+                instance_id: "i1".into(),
+                task_id: "t1".into(),
+                date_from: Some(DateFrom::EpochMillis(1)),
+                region: Some("cn-north-4".into()),
+                endpoint: None,
+                credentials_secret_ref: None,
+                run_id: run_id.map(str::to_owned),
+                retry_policy: Default::default(),
+                suspend: false,
+                not_after: None,
+            },
+        );
+        tr.metadata.namespace = Some("data".into());
+        tr
+    }
+
+    fn key(tr: &TaskReset) -> RunKey {
+        RunKey::of(tr, &tr.spec.validate().expect("valid"))
+    }
+
+    fn entry(uid: &str, generation: i64, outcome: Option<Phase>) -> Entry {
+        Entry {
+            uid: uid.into(),
+            generation,
+            attempt: 1,
+            at: "2026-11-29T12:00:00Z".parse().expect("ts"),
+            outcome,
+            detail: None,
+        }
+    }
+
+    #[test]
+    fn keys_follow_the_run_defining_fields_only() {
+        let a = tr("x", Some("r1"));
+        let mut b = a.clone();
+        b.spec.suspend = true;
+        b.spec.retry_policy = crate::api::RetryPolicy::Always;
+        assert_eq!(key(&a), key(&b), "policy knobs do not define the run");
+        assert_ne!(key(&a), key(&tr("x", Some("r2"))), "runId does");
+        let mut c = a.clone();
+        c.spec.date_from = Some(DateFrom::Timestamp("1970-01-01T00:00:00.001Z".into()));
+        assert_eq!(
+            key(&a),
+            key(&c),
+            "the same instant in either form is the same run"
+        );
+        assert_ne!(key(&a).configmap(), String::new());
+        assert!(key(&a).configmap().starts_with(CONFIGMAP_PREFIX));
+        assert!(key(&a).data_key().starts_with("x."));
+    }
+
+    #[test]
+    fn another_uid_or_generation_is_blocked_unless_the_run_failed() {
+        let done = entry("u1", 1, Some(Phase::Succeeded));
+        assert_eq!(
+            verdict(Some(&done), "u1", 1),
+            Verdict::Proceed,
+            "our own entry"
+        );
+        assert_eq!(
+            verdict(Some(&done), "u2", 1),
+            Verdict::AlreadyExecuted(done.clone())
+        );
+        assert_eq!(
+            verdict(Some(&done), "u1", 3),
+            Verdict::AlreadyExecuted(done.clone())
+        );
+        let in_flight = entry("u1", 1, None);
+        assert!(matches!(
+            verdict(Some(&in_flight), "u2", 1),
+            Verdict::AlreadyExecuted(_)
+        ));
+        let rejected = entry("u1", 1, Some(Phase::Failed));
+        assert_eq!(verdict(Some(&rejected), "u2", 1), Verdict::Proceed);
+        assert_eq!(verdict(None, "u2", 1), Verdict::Proceed);
+    }
+
+    #[test]
+    fn load_prunes_expired_and_unreadable_entries() {
+        let now: Timestamp = "2026-12-29T12:00:00Z".parse().expect("ts");
+        let mut data = BTreeMap::new();
+        let mut fresh = entry("u1", 1, Some(Phase::Succeeded));
+        fresh.at = "2026-12-28T12:00:00Z".parse().expect("ts");
+        data.insert(
+            "a.1".to_owned(),
+            serde_json::to_string(&fresh).expect("json"),
+        );
+        data.insert(
+            "b.2".to_owned(),
+            serde_json::to_string(&entry("u2", 1, None)).expect("json"),
+        );
+        data.insert("c.3".to_owned(), "not json".to_owned());
+        let (entries, dropped) = load(&data, now, Duration::from_secs(7 * 86_400));
+        assert_eq!(entries.keys().collect::<Vec<_>>(), ["a.1"]);
+        assert_eq!(dropped, 2);
+        assert_eq!(
+            load(&store(&entries), now, Duration::from_secs(86_400 * 7)).0,
+            entries
+        );
+    }
+}

@@ -1,0 +1,210 @@
+//! The execution ledger (DESIGN 3.8): which runs were executed, kept in ConfigMaps that
+//! outlive TaskResets, so a deleted and re-created object never resets twice.
+//!
+//! Per namespace, [`SHARDS`] ConfigMaps `taskreset-ledger-{0..f}`, with no owner reference;
+//! one data key per run (`name.spechash`), pruned after the retention period on every write.
+//! An entry is reserved (outcome empty) before the call and completed after it; an entry left
+//! empty by a crash reads as ambiguous.
+
+mod entry;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use jiff::Timestamp;
+use k8s_openapi::api::core::v1::ConfigMap;
+use kube::Api;
+use kube::api::{ObjectMeta, PostParams};
+use tracing::{debug, warn};
+
+pub use entry::{CONFIGMAP_PREFIX, Entry, RunKey, SHARDS, Verdict, verdict};
+
+/// Labels on every ledger ConfigMap.
+const LABELS: [(&str, &str); 2] = [
+    ("app.kubernetes.io/managed-by", "taskreset-controller"),
+    ("app.kubernetes.io/component", "ledger"),
+];
+/// Optimistic-lock retries before a ledger write gives up.
+const MAX_CONFLICTS: usize = 20;
+
+/// A ledger write or read failed.
+#[derive(Debug, thiserror::Error)]
+pub enum LedgerError {
+    /// The Kubernetes API refused or failed.
+    #[error("execution ledger {namespace}/{configmap}: {source}")]
+    Api {
+        /// Namespace of the shard.
+        namespace: String,
+        /// Name of the shard ConfigMap.
+        configmap: String,
+        /// The API error.
+        #[source]
+        source: kube::Error,
+    },
+    /// Other writers kept changing the shard between our read and our write.
+    #[error(
+        "execution ledger {namespace}/{configmap}: still conflicting after {MAX_CONFLICTS} tries"
+    )]
+    Contended {
+        /// Namespace of the shard.
+        namespace: String,
+        /// Name of the shard ConfigMap.
+        configmap: String,
+    },
+}
+
+/// Who is running a run: the object's uid, generation and attempt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Runner {
+    /// uid of the TaskReset.
+    pub uid: String,
+    /// Its generation.
+    pub generation: i64,
+    /// The attempt number.
+    pub attempt: u32,
+}
+
+/// The ledger of every namespace, reached through the Kubernetes API.
+#[derive(Clone)]
+pub struct Ledger {
+    client: kube::Client,
+    retention: Duration,
+}
+
+impl Ledger {
+    /// A ledger keeping runs for `retention`.
+    pub fn new(client: kube::Client, retention: Duration) -> Self {
+        Self { client, retention }
+    }
+
+    /// Before a call: reserve `key` for `runner`, unless another object or generation already
+    /// ran it. Read fresh from the API and written with an optimistic lock, so two writers
+    /// cannot both proceed.
+    pub async fn reserve(
+        &self,
+        key: &RunKey,
+        runner: &Runner,
+        now: Timestamp,
+    ) -> Result<Verdict, LedgerError> {
+        let mut outcome = Verdict::Proceed;
+        self.update(key, now, |entries| {
+            let data_key = key.data_key();
+            outcome = verdict(entries.get(&data_key), &runner.uid, runner.generation);
+            if outcome != Verdict::Proceed {
+                return false;
+            }
+            entries.insert(
+                data_key,
+                Entry {
+                    uid: runner.uid.clone(),
+                    generation: runner.generation,
+                    attempt: runner.attempt,
+                    at: now,
+                    outcome: None,
+                    detail: None,
+                },
+            );
+            true
+        })
+        .await?;
+        Ok(outcome)
+    }
+
+    /// After a call: record how the run ended. A missing entry (the ledger was deleted by
+    /// hand meanwhile) is written anew.
+    pub async fn complete(
+        &self,
+        key: &RunKey,
+        runner: &Runner,
+        outcome: crate::api::Phase,
+        detail: Option<String>,
+        now: Timestamp,
+    ) -> Result<(), LedgerError> {
+        self.update(key, now, |entries| {
+            let entry = entries.entry(key.data_key()).or_insert_with(|| Entry {
+                uid: runner.uid.clone(),
+                generation: runner.generation,
+                attempt: runner.attempt,
+                at: now,
+                outcome: None,
+                detail: None,
+            });
+            if entry.uid != runner.uid || entry.generation != runner.generation {
+                return false;
+            }
+            entry.attempt = runner.attempt;
+            entry.at = now;
+            entry.outcome = Some(outcome);
+            entry.detail = detail.clone();
+            true
+        })
+        .await
+    }
+
+    /// Read-modify-write one shard: `change` edits the (pruned) entries and says whether to
+    /// write them back.
+    async fn update(
+        &self,
+        key: &RunKey,
+        now: Timestamp,
+        mut change: impl FnMut(&mut BTreeMap<String, Entry>) -> bool,
+    ) -> Result<(), LedgerError> {
+        let name = key.configmap();
+        let api: Api<ConfigMap> = Api::namespaced(self.client.clone(), &key.namespace);
+        let fail = |source| LedgerError::Api {
+            namespace: key.namespace.clone(),
+            configmap: name.clone(),
+            source,
+        };
+        for _ in 0..MAX_CONFLICTS {
+            let current = api.get_opt(&name).await.map_err(fail)?;
+            let data = current
+                .as_ref()
+                .and_then(|cm| cm.data.clone())
+                .unwrap_or_default();
+            let (mut entries, dropped) = entry::load(&data, now, self.retention);
+            if dropped > 0 {
+                debug!(configmap = %name, dropped, "pruned ledger entries past retention");
+            }
+            if !change(&mut entries) {
+                return Ok(());
+            }
+            let data = entry::store(&entries);
+            let result = match current {
+                Some(mut cm) => {
+                    cm.data = Some(data);
+                    cm.metadata.managed_fields = None;
+                    api.replace(&name, &PostParams::default(), &cm).await
+                }
+                None => {
+                    let cm = ConfigMap {
+                        metadata: ObjectMeta {
+                            name: Some(name.clone()),
+                            namespace: Some(key.namespace.clone()),
+                            labels: Some(
+                                LABELS
+                                    .iter()
+                                    .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                                    .collect(),
+                            ),
+                            ..ObjectMeta::default()
+                        },
+                        data: Some(data),
+                        ..ConfigMap::default()
+                    };
+                    api.create(&PostParams::default(), &cm).await
+                }
+            };
+            match result {
+                Ok(_) => return Ok(()),
+                Err(kube::Error::Api(status)) if status.code == 409 => continue,
+                Err(source) => return Err(fail(source)),
+            }
+        }
+        warn!(configmap = %name, "ledger write kept conflicting");
+        Err(LedgerError::Contended {
+            namespace: key.namespace.clone(),
+            configmap: name,
+        })
+    }
+}

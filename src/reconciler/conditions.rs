@@ -1,0 +1,221 @@
+//! kstatus conditions (`Ready`, `Reconciling`, `Stalled`) derived from a phase and a reason.
+
+use std::fmt;
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+
+use crate::api::Phase;
+
+/// Longest condition or status message we write; longer ones are cut on a char boundary.
+pub const MAX_MESSAGE_CHARS: usize = 1024;
+
+/// Why a generation is where it is: the `reason` of the conditions, and of most events.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Reason {
+    /// The service answered 200.
+    ResetSucceeded,
+    /// The service rejected the reset (a 4xx other than 401, or a policy that forbids retrying).
+    ResetFailed,
+    /// A call is in flight.
+    Resetting,
+    /// An attempt failed without executing; another is scheduled.
+    RetryScheduled,
+    /// `--max-attempts` attempts failed without executing.
+    RetriesExhausted,
+    /// The call may or may not have executed (timeout, reset, 5xx without a service error).
+    OutcomeUnknown,
+    /// The controller holding the call died before recording a result.
+    Interrupted,
+    /// The spec (or its endpoint) cannot be acted on.
+    InvalidSpec,
+    /// The credentials Secret is missing or incomplete.
+    CredentialsNotFound,
+    /// The gateway refused the credentials (401).
+    CredentialsRejected,
+    /// `spec.suspend` is true.
+    Suspended,
+    /// `spec.notAfter` passed before the generation finished.
+    Expired,
+    /// The execution ledger shows this run was already executed.
+    AlreadyExecuted,
+}
+
+impl Reason {
+    /// The CamelCase string written to conditions and events.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::ResetSucceeded => "ResetSucceeded",
+            Self::ResetFailed => "ResetFailed",
+            Self::Resetting => "Resetting",
+            Self::RetryScheduled => "RetryScheduled",
+            Self::RetriesExhausted => "RetriesExhausted",
+            Self::OutcomeUnknown => "OutcomeUnknown",
+            Self::Interrupted => "Interrupted",
+            Self::InvalidSpec => "InvalidSpec",
+            Self::CredentialsNotFound => "CredentialsNotFound",
+            Self::CredentialsRejected => "CredentialsRejected",
+            Self::Suspended => "Suspended",
+            Self::Expired => "Expired",
+            Self::AlreadyExecuted => "AlreadyExecuted",
+        }
+    }
+}
+
+impl fmt::Display for Reason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Cut `message` to [`MAX_MESSAGE_CHARS`] characters, marking the cut.
+pub fn trim_message(message: &str) -> String {
+    let message = message.trim();
+    match message.char_indices().nth(MAX_MESSAGE_CHARS) {
+        Some((cut, _)) => format!("{}...", &message[..cut]),
+        None => message.to_owned(),
+    }
+}
+
+/// The conditions for `phase`/`reason` at `generation`, keeping each condition's
+/// `lastTransitionTime` from `previous` unless its status changed.
+///
+/// Ready is always present: True on success, False when the generation ended otherwise or is
+/// suspended, Unknown while work goes on. Reconciling is present (True) while the controller
+/// works; Stalled is present (True) when only a human can move the generation on.
+pub fn conditions(
+    previous: &[Condition],
+    generation: i64,
+    phase: Phase,
+    reason: Reason,
+    message: &str,
+    now: &Time,
+) -> Vec<Condition> {
+    let message = trim_message(message);
+    let ready = match phase {
+        Phase::Succeeded => "True",
+        Phase::Failed | Phase::Unknown | Phase::Suspended => "False",
+        Phase::Pending | Phase::Resetting | Phase::Retrying => "Unknown",
+    };
+    let working = matches!(phase, Phase::Pending | Phase::Resetting | Phase::Retrying);
+    let stalled = matches!(phase, Phase::Failed | Phase::Unknown);
+    let make = |type_: &str, status: &str| {
+        let last_transition_time = previous
+            .iter()
+            .find(|c| c.type_ == type_ && c.status == status)
+            .map_or_else(|| now.clone(), |c| c.last_transition_time.clone());
+        Condition {
+            type_: type_.to_owned(),
+            status: status.to_owned(),
+            reason: reason.as_str().to_owned(),
+            message: message.clone(),
+            observed_generation: Some(generation),
+            last_transition_time,
+        }
+    };
+    let mut out = vec![make("Ready", ready)];
+    if working {
+        out.push(make("Reconciling", "True"));
+    }
+    if stalled {
+        out.push(make("Stalled", "True"));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn time(s: &str) -> Time {
+        Time(s.parse().expect("timestamp"))
+    }
+
+    fn find<'a>(conds: &'a [Condition], t: &str) -> Option<&'a Condition> {
+        conds.iter().find(|c| c.type_ == t)
+    }
+
+    #[test]
+    fn each_phase_maps_to_kstatus_conditions() {
+        let now = time("2026-11-29T10:00:00Z");
+        let cases = [
+            (
+                Phase::Succeeded,
+                Reason::ResetSucceeded,
+                "True",
+                false,
+                false,
+            ),
+            (Phase::Failed, Reason::ResetFailed, "False", false, true),
+            (Phase::Unknown, Reason::OutcomeUnknown, "False", false, true),
+            (Phase::Suspended, Reason::Suspended, "False", false, false),
+            (
+                Phase::Pending,
+                Reason::CredentialsNotFound,
+                "Unknown",
+                true,
+                false,
+            ),
+            (Phase::Resetting, Reason::Resetting, "Unknown", true, false),
+            (
+                Phase::Retrying,
+                Reason::RetryScheduled,
+                "Unknown",
+                true,
+                false,
+            ),
+        ];
+        for (phase, reason, ready, reconciling, stalled) in cases {
+            let conds = conditions(&[], 3, phase, reason, "m", &now);
+            let r = find(&conds, "Ready").expect("Ready always present");
+            assert_eq!(r.status, ready, "{phase}");
+            assert_eq!(r.reason, reason.as_str());
+            assert_eq!(r.observed_generation, Some(3));
+            assert_eq!(
+                find(&conds, "Reconciling").is_some(),
+                reconciling,
+                "{phase}"
+            );
+            assert_eq!(find(&conds, "Stalled").is_some(), stalled, "{phase}");
+            assert!(conds.iter().all(|c| c.observed_generation == Some(3)));
+        }
+    }
+
+    #[test]
+    fn transition_time_moves_only_when_the_status_changes() {
+        let t0 = time("2026-11-29T10:00:00Z");
+        let t1 = time("2026-11-29T10:05:00Z");
+        let pending = conditions(
+            &[],
+            1,
+            Phase::Pending,
+            Reason::CredentialsNotFound,
+            "a",
+            &t0,
+        );
+        let resetting = conditions(&pending, 1, Phase::Resetting, Reason::Resetting, "b", &t1);
+        let ready = find(&resetting, "Ready").expect("Ready");
+        assert_eq!(ready.last_transition_time, t0, "Ready stayed Unknown");
+        assert_eq!(ready.reason, "Resetting");
+        let done = conditions(
+            &resetting,
+            1,
+            Phase::Succeeded,
+            Reason::ResetSucceeded,
+            "ok",
+            &t1,
+        );
+        assert_eq!(
+            find(&done, "Ready").expect("Ready").last_transition_time,
+            t1
+        );
+    }
+
+    #[test]
+    fn long_messages_are_trimmed_on_a_char_boundary() {
+        let long = "é".repeat(MAX_MESSAGE_CHARS + 10);
+        let trimmed = trim_message(&long);
+        assert_eq!(trimmed.chars().count(), MAX_MESSAGE_CHARS + 3);
+        assert!(trimmed.ends_with("..."));
+        assert_eq!(trim_message("  short \n"), "short");
+    }
+}

@@ -1,0 +1,627 @@
+//! The pure heart of the controller: from (object, now, policy) to what to do, and from an
+//! attempt's outcome to the status that records it. No I/O here; `reconcile` carries it out.
+//!
+//! Per generation G (DESIGN section 3): a `Resetting` claim is waited on, or, once older than
+//! the request timeout plus a margin, declared `Interrupted`; terminal generations are left
+//! alone; suspend, notAfter and an invalid spec end or park G without a call; otherwise an
+//! attempt is due (after `nextAttemptTime`, if one is set).
+
+use std::time::Duration;
+
+use jiff::{SignedDuration, Timestamp};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+
+use super::conditions::{Reason, conditions, trim_message};
+use crate::api::{Phase, RetryPolicy, TaskReset, TaskResetStatus, ValidSpec};
+use crate::ledger::Entry;
+use crate::roma::{OutcomeClass, ResetOutcome};
+
+/// The knobs the decisions depend on.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Policy {
+    /// Attempts per generation before `RetriesExhausted` (at least 1).
+    pub max_attempts: u32,
+    /// Age after which a `Resetting` claim is declared `Interrupted`: the request timeout plus
+    /// a margin for the result write.
+    pub claim_expiry: Duration,
+    /// First retry delay; doubles per attempt.
+    pub retry_base: Duration,
+    /// Longest retry delay.
+    pub retry_max: Duration,
+    /// First delay while the credentials Secret is missing; grows with the time spent waiting.
+    pub credentials_retry_min: Duration,
+    /// Longest delay while the credentials Secret is missing.
+    pub credentials_retry_max: Duration,
+    /// Delay after the gateway rejected the credentials (long: the gateway locks an access key
+    /// after five failures in a row).
+    pub credentials_rejected_retry: Duration,
+}
+
+impl Default for Policy {
+    fn default() -> Self {
+        Self {
+            max_attempts: 5,
+            claim_expiry: Duration::from_secs(90),
+            retry_base: Duration::from_secs(5),
+            retry_max: Duration::from_secs(300),
+            credentials_retry_min: Duration::from_secs(5),
+            credentials_retry_max: Duration::from_secs(300),
+            credentials_rejected_retry: Duration::from_secs(120),
+        }
+    }
+}
+
+/// A Kubernetes event to publish about the object.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Note {
+    /// Warning (true) or Normal.
+    pub warning: bool,
+    /// CamelCase reason, e.g. `ResetSucceeded`.
+    pub reason: &'static str,
+    /// Human-readable text; never holds a secret (it is built from status fields).
+    pub message: String,
+}
+
+/// A status write, with what follows it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Update {
+    /// The whole new status.
+    pub status: TaskResetStatus,
+    /// The event to publish once the write succeeded.
+    pub note: Option<Note>,
+    /// When to look again; `None` waits for a change of the object.
+    pub requeue: Option<Duration>,
+}
+
+/// An attempt that is due: check the credentials, claim, call, record.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Attempt {
+    /// The generation the attempt belongs to.
+    pub generation: i64,
+    /// 1 for the first attempt of the generation.
+    pub number: u32,
+    /// The validated spec to call with.
+    pub spec: ValidSpec,
+}
+
+/// What to do about an object now.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Decision {
+    /// Nothing, until the object changes.
+    Idle,
+    /// Nothing now; look again after this long.
+    Wait(Duration),
+    /// Write this status (no call).
+    Write(Update),
+    /// Make an attempt.
+    Attempt(Attempt),
+}
+
+/// The status of the object's current generation, or a fresh one if it describes an older
+/// generation (a new generation starts from nothing but the conditions' history).
+fn current_status(tr: &TaskReset) -> (i64, TaskResetStatus, bool) {
+    let generation = tr.metadata.generation.unwrap_or(0);
+    let status = tr.status.clone().unwrap_or_default();
+    if status.observed_generation == Some(generation) {
+        (generation, status, true)
+    } else {
+        let fresh = TaskResetStatus {
+            conditions: status.conditions,
+            ..TaskResetStatus::default()
+        };
+        (generation, fresh, false)
+    }
+}
+
+/// `status` moved to `phase` for `reason`, with its conditions recomputed.
+fn transition(
+    mut status: TaskResetStatus,
+    generation: i64,
+    phase: Phase,
+    reason: Reason,
+    message: &str,
+    now: Timestamp,
+) -> TaskResetStatus {
+    status.conditions = conditions(
+        &status.conditions,
+        generation,
+        phase,
+        reason,
+        message,
+        &Time(now),
+    );
+    status.observed_generation = Some(generation);
+    status.phase = Some(phase);
+    status
+}
+
+/// A terminal status: completion time set, nothing scheduled.
+fn finish(
+    mut status: TaskResetStatus,
+    generation: i64,
+    phase: Phase,
+    reason: Reason,
+    message: &str,
+    now: Timestamp,
+) -> TaskResetStatus {
+    status.completion_time = Some(Time(now));
+    status.next_attempt_time = None;
+    transition(status, generation, phase, reason, message, now)
+}
+
+fn until(later: Timestamp, now: Timestamp) -> Duration {
+    later
+        .duration_since(now)
+        .try_into()
+        .unwrap_or(Duration::ZERO)
+}
+
+fn after(now: Timestamp, delay: Duration) -> Timestamp {
+    SignedDuration::try_from(delay)
+        .ok()
+        .and_then(|d| now.checked_add(d).ok())
+        .unwrap_or(Timestamp::MAX)
+}
+
+/// Decide what to do about `tr` at `now` (DESIGN 3.1-3.7, before credentials are read).
+pub fn decide(tr: &TaskReset, now: Timestamp, policy: &Policy) -> Decision {
+    let (generation, status, current) = current_status(tr);
+    let phase = status.phase.filter(|_| current);
+    if phase.is_some_and(Phase::is_terminal) {
+        return Decision::Idle;
+    }
+    if phase == Some(Phase::Resetting) {
+        return claim_in_flight(status, generation, now, policy);
+    }
+    if tr.spec.suspend {
+        if phase == Some(Phase::Suspended) {
+            return Decision::Idle;
+        }
+        let message = "spec.suspend is true: no call until it is set back to false";
+        return Decision::Write(Update {
+            status: transition(
+                status,
+                generation,
+                Phase::Suspended,
+                Reason::Suspended,
+                message,
+                now,
+            ),
+            note: Some(Note {
+                warning: false,
+                reason: Reason::Suspended.as_str(),
+                message: message.to_owned(),
+            }),
+            requeue: None,
+        });
+    }
+    if let Some(not_after) = &tr.spec.not_after
+        && not_after.0 <= now
+    {
+        let message = format!(
+            "spec.notAfter {} has passed: no call will be made for this generation",
+            not_after.0
+        );
+        return Decision::Write(terminal(status, generation, Reason::Expired, &message, now));
+    }
+    let spec = match tr.spec.validate() {
+        Ok(spec) => spec,
+        Err(err) => {
+            return Decision::Write(invalid_spec_update(
+                status,
+                generation,
+                &err.to_string(),
+                now,
+            ));
+        }
+    };
+    if matches!(phase, Some(Phase::Retrying | Phase::Pending))
+        && let Some(next) = &status.next_attempt_time
+        && next.0 > now
+    {
+        return Decision::Wait(until(next.0, now));
+    }
+    Decision::Attempt(Attempt {
+        generation,
+        number: status.attempts.unwrap_or(0) + 1,
+        spec,
+    })
+}
+
+/// A `Resetting` claim for the current generation: wait for its holder's result, or declare
+/// it interrupted once it is older than the claim expiry (DESIGN 3.6). Never a second call.
+fn claim_in_flight(
+    status: TaskResetStatus,
+    generation: i64,
+    now: Timestamp,
+    policy: &Policy,
+) -> Decision {
+    let claimed_at = status
+        .last_attempt_time
+        .as_ref()
+        .or(status.start_time.as_ref())
+        .map_or(Timestamp::UNIX_EPOCH, |t| t.0);
+    let expiry = after(claimed_at, policy.claim_expiry);
+    if expiry > now {
+        return Decision::Wait(until(expiry, now));
+    }
+    let message = format!(
+        "attempt {} claimed at {claimed_at} recorded no result within {}s: the controller making the call stopped; the reset may or may not have run, and will not be repeated. Check the task in ROMA Connect, then set a new spec.runId to run it again",
+        status.attempts.unwrap_or(0),
+        policy.claim_expiry.as_secs()
+    );
+    Decision::Write(Update {
+        note: Some(Note {
+            warning: true,
+            reason: "ResetInterrupted",
+            message: message.clone(),
+        }),
+        status: finish(
+            status,
+            generation,
+            Phase::Unknown,
+            Reason::Interrupted,
+            &message,
+            now,
+        ),
+        requeue: None,
+    })
+}
+
+fn terminal(
+    status: TaskResetStatus,
+    generation: i64,
+    reason: Reason,
+    message: &str,
+    now: Timestamp,
+) -> Update {
+    Update {
+        status: finish(status, generation, Phase::Failed, reason, message, now),
+        note: Some(Note {
+            warning: true,
+            reason: reason.as_str(),
+            message: trim_message(message),
+        }),
+        requeue: None,
+    }
+}
+
+fn invalid_spec_update(
+    status: TaskResetStatus,
+    generation: i64,
+    message: &str,
+    now: Timestamp,
+) -> Update {
+    terminal(status, generation, Reason::InvalidSpec, message, now)
+}
+
+/// The spec passed validation but cannot be acted on (e.g. its endpoint is not allowed):
+/// `Failed`/`InvalidSpec`, no call.
+pub fn invalid_spec(tr: &TaskReset, message: &str, now: Timestamp) -> Update {
+    let (generation, status, _) = current_status(tr);
+    invalid_spec_update(status, generation, message, now)
+}
+
+/// The credentials Secret is missing or incomplete: `Pending`/`CredentialsNotFound`, looked
+/// at again after a delay that grows with the time spent waiting. Written only on the
+/// transition (or a new message), so waiting costs no writes.
+pub fn credentials_missing(
+    tr: &TaskReset,
+    message: &str,
+    now: Timestamp,
+    policy: &Policy,
+) -> Decision {
+    let (generation, status, current) = current_status(tr);
+    let ready = status.conditions.iter().find(|c| c.type_ == "Ready");
+    let waiting_since = ready
+        .filter(|c| current && c.reason == Reason::CredentialsNotFound.as_str())
+        .map(|c| c.last_transition_time.0);
+    let waited = waiting_since.map_or(Duration::ZERO, |since| until(now, since));
+    let delay = waited.clamp(policy.credentials_retry_min, policy.credentials_retry_max);
+    let unchanged = waiting_since.is_some()
+        && status.phase == Some(Phase::Pending)
+        && ready.is_some_and(|c| c.message == trim_message(message));
+    if unchanged {
+        return Decision::Wait(delay);
+    }
+    let mut status = transition(
+        status,
+        generation,
+        Phase::Pending,
+        Reason::CredentialsNotFound,
+        message,
+        now,
+    );
+    status.next_attempt_time = Some(Time(after(now, delay)));
+    Decision::Write(Update {
+        status,
+        note: Some(Note {
+            warning: true,
+            reason: Reason::CredentialsNotFound.as_str(),
+            message: trim_message(message),
+        }),
+        requeue: Some(delay),
+    })
+}
+
+/// The execution ledger shows that another object, or another generation of this one, already
+/// ran this (namespace, name, spec): copy its outcome and time, make no call (DESIGN 3.8).
+/// Ready is True when that run succeeded; an unfinished or unknown run stays `Unknown`.
+pub fn already_executed(tr: &TaskReset, entry: &Entry, now: Timestamp) -> Update {
+    let (generation, mut status, _) = current_status(tr);
+    let phase = if entry.outcome == Some(Phase::Succeeded) {
+        Phase::Succeeded
+    } else {
+        Phase::Unknown
+    };
+    let outcome = entry.outcome.map_or_else(
+        || "no recorded outcome (the call may or may not have run)".to_owned(),
+        |p| p.to_string(),
+    );
+    let message = format!(
+        "this run (same namespace, name and spec) was already executed at {} by object uid {} generation {}: {outcome}{}. Set a new spec.runId to run it again",
+        entry.at,
+        entry.uid,
+        entry.generation,
+        entry
+            .detail
+            .as_deref()
+            .map(|d| format!(" ({d})"))
+            .unwrap_or_default(),
+    );
+    if phase == Phase::Succeeded {
+        status.message = entry.detail.clone();
+    }
+    status.completion_time = Some(Time(entry.at));
+    status.next_attempt_time = None;
+    Update {
+        note: Some(Note {
+            warning: phase != Phase::Succeeded,
+            reason: Reason::AlreadyExecuted.as_str(),
+            message: trim_message(&message),
+        }),
+        status: transition(
+            status,
+            generation,
+            phase,
+            Reason::AlreadyExecuted,
+            &message,
+            now,
+        ),
+        requeue: None,
+    }
+}
+
+/// The claim written before the call (DESIGN 3.4): `Resetting`, `attempts` = the attempt's
+/// number, `lastAttemptTime` = now. Written with the decided-on resourceVersion as
+/// precondition by the caller.
+pub fn claim(tr: &TaskReset, attempt: &Attempt, now: Timestamp) -> TaskResetStatus {
+    let (_, mut status, _) = current_status(tr);
+    status.attempts = Some(attempt.number);
+    status.start_time.get_or_insert(Time(now));
+    status.last_attempt_time = Some(Time(now));
+    status.next_attempt_time = None;
+    status.date_from = attempt.spec.date_from_ms;
+    let message = format!("attempt {} of the reset is in flight", attempt.number);
+    transition(
+        status,
+        attempt.generation,
+        Phase::Resetting,
+        Reason::Resetting,
+        &message,
+        now,
+    )
+}
+
+/// Retry delay before attempt `number + 1`: `retry_base * 2^(number-1)`, capped, scaled by a
+/// jitter factor in [0.8, 1.2) from `jitter` in [0, 1).
+pub fn retry_delay(number: u32, policy: &Policy, jitter: f64) -> Duration {
+    let exp = number.saturating_sub(1).min(30);
+    let raw = policy
+        .retry_base
+        .saturating_mul(1u32 << exp)
+        .min(policy.retry_max);
+    raw.mul_f64(0.8 + 0.4 * jitter.clamp(0.0, 1.0))
+}
+
+/// Record an attempt's outcome on top of the claim that preceded it (DESIGN 3.5).
+///
+/// `claimed` is the status written by [`claim`]; `jitter` in [0, 1) spreads retries.
+pub fn record(
+    claimed: &TaskResetStatus,
+    attempt: &Attempt,
+    outcome: &ResetOutcome,
+    class: OutcomeClass,
+    now: Timestamp,
+    policy: &Policy,
+    jitter: f64,
+) -> Update {
+    let mut status = claimed.clone();
+    status.message = None;
+    status.error_code = None;
+    status.error_message = None;
+    status.http_status = None;
+    status.request_id = None;
+    let detail = describe(outcome, &mut status);
+    let generation = attempt.generation;
+    let n = attempt.number;
+    let retry_allowed = match class {
+        OutcomeClass::Retryable => attempt.spec.retry_policy != RetryPolicy::Never,
+        OutcomeClass::Ambiguous => attempt.spec.retry_policy == RetryPolicy::Always,
+        _ => false,
+    };
+    let note = |warning, reason: &'static str, message: &str| {
+        Some(Note {
+            warning,
+            reason,
+            message: trim_message(message),
+        })
+    };
+    match class {
+        OutcomeClass::Succeeded => {
+            let message = status.message.clone().unwrap_or_default();
+            Update {
+                status: finish(
+                    status,
+                    generation,
+                    Phase::Succeeded,
+                    Reason::ResetSucceeded,
+                    &message,
+                    now,
+                ),
+                note: note(false, "ResetSucceeded", &detail),
+                requeue: None,
+            }
+        }
+        OutcomeClass::Rejected => Update {
+            status: finish(
+                status,
+                generation,
+                Phase::Failed,
+                Reason::ResetFailed,
+                &detail,
+                now,
+            ),
+            note: note(true, "ResetFailed", &detail),
+            requeue: None,
+        },
+        OutcomeClass::CredentialsRejected => {
+            let message = format!(
+                "the gateway rejected the credentials ({detail}); fix the Secret: attempt {} is due at the next retry",
+                n + 1
+            );
+            let delay = policy.credentials_rejected_retry;
+            status.next_attempt_time = Some(Time(after(now, delay)));
+            Update {
+                status: transition(
+                    status,
+                    generation,
+                    Phase::Pending,
+                    Reason::CredentialsRejected,
+                    &message,
+                    now,
+                ),
+                note: note(true, "CredentialsRejected", &message),
+                requeue: Some(delay),
+            }
+        }
+        OutcomeClass::Retryable | OutcomeClass::Ambiguous
+            if retry_allowed && n < policy.max_attempts =>
+        {
+            let delay = retry_delay(n, policy, jitter);
+            let next = after(now, delay);
+            let message = format!(
+                "attempt {n} of {} failed ({detail}); next attempt at {next}",
+                policy.max_attempts
+            );
+            status.next_attempt_time = Some(Time(next));
+            Update {
+                status: transition(
+                    status,
+                    generation,
+                    Phase::Retrying,
+                    Reason::RetryScheduled,
+                    &message,
+                    now,
+                ),
+                note: note(true, "ResetRetrying", &message),
+                requeue: Some(delay),
+            }
+        }
+        OutcomeClass::Retryable => {
+            let message = if attempt.spec.retry_policy == RetryPolicy::Never {
+                format!("attempt {n} failed without executing ({detail}) and retryPolicy is Never")
+            } else {
+                format!("{n} attempts failed without executing; the last: {detail}")
+            };
+            Update {
+                status: finish(
+                    status,
+                    generation,
+                    Phase::Failed,
+                    Reason::RetriesExhausted,
+                    &message,
+                    now,
+                ),
+                note: note(true, "ResetFailed", &message),
+                requeue: None,
+            }
+        }
+        OutcomeClass::Ambiguous => {
+            let message = format!(
+                "attempt {n} may or may not have reset the task ({detail}); it will not be repeated. Check the task in ROMA Connect, then set a new spec.runId to run it again"
+            );
+            Update {
+                status: finish(
+                    status,
+                    generation,
+                    Phase::Unknown,
+                    Reason::OutcomeUnknown,
+                    &message,
+                    now,
+                ),
+                note: note(true, "ResetInterrupted", &message),
+                requeue: None,
+            }
+        }
+    }
+}
+
+/// Copy the outcome's fields into `status` and describe it in one line.
+fn describe(outcome: &ResetOutcome, status: &mut TaskResetStatus) -> String {
+    match outcome {
+        ResetOutcome::Succeeded {
+            http_status,
+            message,
+            request_id,
+        } => {
+            status.message = Some(trim_message(message));
+            status.http_status = Some(*http_status);
+            status.request_id.clone_from(request_id);
+            format!("{} (HTTP {http_status})", trim_message(message))
+        }
+        ResetOutcome::HttpError {
+            http_status,
+            error_code,
+            error_message,
+            request_id,
+            ..
+        } => {
+            status.error_code = Some(error_code.clone());
+            status.error_message = Some(trim_message(error_message));
+            status.http_status = Some(*http_status);
+            status.request_id.clone_from(request_id);
+            format!(
+                "HTTP {http_status} {error_code}: {}",
+                trim_message(error_message)
+            )
+        }
+        ResetOutcome::CredentialsRejected {
+            http_status,
+            error_code,
+            error_message,
+            request_id,
+        } => {
+            status.error_code = Some(error_code.clone());
+            status.error_message = Some(trim_message(error_message));
+            status.http_status = *http_status;
+            status.request_id.clone_from(request_id);
+            match http_status {
+                Some(code) => format!("HTTP {code} {error_code}: {}", trim_message(error_message)),
+                None => format!("{error_code}: {}", trim_message(error_message)),
+            }
+        }
+        ResetOutcome::NotSent { reason } => {
+            status.error_message = Some(trim_message(reason));
+            format!("not sent: {}", trim_message(reason))
+        }
+        ResetOutcome::Ambiguous { reason } => {
+            status.error_message = Some(trim_message(reason));
+            format!("no answer: {}", trim_message(reason))
+        }
+    }
+}
+
+#[cfg(test)]
+#[path = "decision_tests.rs"]
+mod tests;

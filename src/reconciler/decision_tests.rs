@@ -1,0 +1,471 @@
+//! Row-by-row tests of DESIGN section 3 against the pure decision functions.
+
+use std::time::Duration;
+
+use jiff::Timestamp;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+
+use super::*;
+use crate::api::{DateFrom, RetryPolicy, TaskReset, TaskResetSpec, TaskResetStatus};
+use crate::roma::{OutcomeClass, ResetOutcome};
+
+fn ts(s: &str) -> Timestamp {
+    s.parse().expect("timestamp")
+}
+
+const NOW: &str = "2026-11-29T12:00:00Z";
+
+fn now() -> Timestamp {
+    ts(NOW)
+}
+
+fn object(generation: i64, status: Option<TaskResetStatus>) -> TaskReset {
+    let mut tr = TaskReset::new(
+        "orders-replay",
+        TaskResetSpec {
+            project_id: "c53626012ba84727b938ca8bf03108ef".into(),
+            instance_id: "fae7ff6c-8e07-4cf8-9e67-589cab2f017c".into(),
+            task_id: "15366328208d4d77b76532fe9f4006a6".into(),
+            date_from: Some(DateFrom::EpochMillis(1_630_052_714_000)),
+            region: Some("cn-north-4".into()),
+            endpoint: None,
+            credentials_secret_ref: None,
+            run_id: None,
+            retry_policy: RetryPolicy::OnTransientError,
+            suspend: false,
+            not_after: None,
+        },
+    );
+    tr.metadata.namespace = Some("data".into());
+    tr.metadata.generation = Some(generation);
+    tr.metadata.resource_version = Some("7".into());
+    tr.status = status;
+    tr
+}
+
+fn status(generation: i64, phase: Phase) -> TaskResetStatus {
+    TaskResetStatus {
+        observed_generation: Some(generation),
+        phase: Some(phase),
+        attempts: Some(1),
+        ..TaskResetStatus::default()
+    }
+}
+
+fn policy() -> Policy {
+    Policy {
+        max_attempts: 3,
+        claim_expiry: Duration::from_secs(90),
+        retry_base: Duration::from_secs(2),
+        retry_max: Duration::from_secs(60),
+        credentials_retry_min: Duration::from_secs(5),
+        credentials_retry_max: Duration::from_secs(300),
+        credentials_rejected_retry: Duration::from_secs(120),
+    }
+}
+
+fn write(decision: Decision) -> Update {
+    match decision {
+        Decision::Write(update) => update,
+        other => panic!("expected a status write, got {other:?}"),
+    }
+}
+
+fn attempt_of(decision: Decision) -> Attempt {
+    match decision {
+        Decision::Attempt(attempt) => attempt,
+        other => panic!("expected an attempt, got {other:?}"),
+    }
+}
+
+fn ready(status: &TaskResetStatus) -> (&str, &str) {
+    let c = status
+        .conditions
+        .iter()
+        .find(|c| c.type_ == "Ready")
+        .expect("Ready condition");
+    (c.status.as_str(), c.reason.as_str())
+}
+
+fn has(status: &TaskResetStatus, type_: &str) -> bool {
+    status
+        .conditions
+        .iter()
+        .any(|c| c.type_ == type_ && c.status == "True")
+}
+
+// Row 1: suspend, notAfter.
+
+#[test]
+fn suspended_objects_are_parked_once_and_then_left_alone() {
+    let mut tr = object(1, None);
+    tr.spec.suspend = true;
+    let update = write(decide(&tr, now(), &policy()));
+    assert_eq!(update.status.phase, Some(Phase::Suspended));
+    assert_eq!(update.status.observed_generation, Some(1));
+    assert_eq!(ready(&update.status), ("False", "Suspended"));
+    assert_eq!(update.requeue, None);
+    tr.status = Some(update.status);
+    assert_eq!(decide(&tr, now(), &policy()), Decision::Idle);
+}
+
+#[test]
+fn not_after_in_the_past_fails_expired_without_a_call() {
+    let mut tr = object(1, None);
+    tr.spec.not_after = Some(Time(ts("2026-11-29T11:59:59Z")));
+    let update = write(decide(&tr, now(), &policy()));
+    assert_eq!(update.status.phase, Some(Phase::Failed));
+    assert_eq!(ready(&update.status), ("False", "Expired"));
+    assert!(has(&update.status, "Stalled"));
+    assert!(update.status.completion_time.is_some());
+    tr.spec.not_after = Some(Time(ts("2026-11-29T12:00:01Z")));
+    assert_eq!(attempt_of(decide(&tr, now(), &policy())).number, 1);
+}
+
+// Row 2: terminal generations.
+
+#[test]
+fn a_terminal_generation_is_never_touched_again() {
+    for phase in [Phase::Succeeded, Phase::Failed, Phase::Unknown] {
+        let tr = object(2, Some(status(2, phase)));
+        assert_eq!(decide(&tr, now(), &policy()), Decision::Idle, "{phase}");
+        // Even a suspend or an expiry does not rewrite a finished generation.
+        let mut tr = tr;
+        tr.spec.not_after = Some(Time(ts("2000-01-01T00:00:00Z")));
+        assert_eq!(decide(&tr, now(), &policy()), Decision::Idle, "{phase}");
+    }
+}
+
+#[test]
+fn a_new_generation_starts_again_from_attempt_one() {
+    let mut old = status(1, Phase::Succeeded);
+    old.attempts = Some(3);
+    old.message = Some("Reset Success".into());
+    let tr = object(2, Some(old));
+    let attempt = attempt_of(decide(&tr, now(), &policy()));
+    assert_eq!((attempt.generation, attempt.number), (2, 1));
+    let claimed = claim(&tr, &attempt, now());
+    assert_eq!(
+        claimed.message, None,
+        "the old generation's result is cleared"
+    );
+    assert_eq!(claimed.observed_generation, Some(2));
+}
+
+// Row 3: invalid spec.
+
+#[test]
+fn an_invalid_spec_fails_without_a_call() {
+    let mut tr = object(1, None);
+    tr.spec.task_id = "../../admin".into();
+    let update = write(decide(&tr, now(), &policy()));
+    assert_eq!(update.status.phase, Some(Phase::Failed));
+    assert_eq!(ready(&update.status), ("False", "InvalidSpec"));
+    assert!(update.status.conditions[0].message.contains("taskId"));
+    let note = update.note.expect("an event");
+    assert!(note.warning);
+
+    let tr = object(1, None);
+    let update = invalid_spec(&tr, "endpoint https://evil.example is not allowed", now());
+    assert_eq!(ready(&update.status), ("False", "InvalidSpec"));
+}
+
+#[test]
+fn missing_credentials_park_the_object_pending_with_growing_waits() {
+    let tr = object(1, None);
+    let update = write(credentials_missing(
+        &tr,
+        "Secret data/roma not found",
+        now(),
+        &policy(),
+    ));
+    assert_eq!(update.status.phase, Some(Phase::Pending));
+    assert_eq!(ready(&update.status), ("Unknown", "CredentialsNotFound"));
+    assert!(has(&update.status, "Reconciling"));
+    assert_eq!(update.requeue, Some(Duration::from_secs(5)));
+
+    // The same message later: no write, a longer wait.
+    let tr = object(1, Some(update.status));
+    let later = ts("2026-11-29T12:01:00Z");
+    assert_eq!(
+        credentials_missing(&tr, "Secret data/roma not found", later, &policy()),
+        Decision::Wait(Duration::from_secs(60))
+    );
+    // Before nextAttemptTime, decide only waits.
+    let Decision::Wait(wait) = decide(&tr, ts("2026-11-29T12:00:02Z"), &policy()) else {
+        panic!("expected a wait")
+    };
+    assert_eq!(wait, Duration::from_secs(3));
+    // A different message (the Secret appeared but is incomplete) is written.
+    assert!(matches!(
+        credentials_missing(
+            &tr,
+            "Secret data/roma is not usable: no token",
+            later,
+            &policy()
+        ),
+        Decision::Write(_)
+    ));
+}
+
+// Row 4: the claim.
+
+#[test]
+fn the_claim_marks_resetting_and_counts_the_attempt() {
+    let tr = object(1, None);
+    let attempt = attempt_of(decide(&tr, now(), &policy()));
+    let claimed = claim(&tr, &attempt, now());
+    assert_eq!(claimed.phase, Some(Phase::Resetting));
+    assert_eq!(claimed.attempts, Some(1));
+    assert_eq!(claimed.observed_generation, Some(1));
+    assert_eq!(claimed.date_from, Some(1_630_052_714_000));
+    assert_eq!(claimed.start_time, Some(Time(now())));
+    assert_eq!(claimed.last_attempt_time, Some(Time(now())));
+    assert_eq!(ready(&claimed), ("Unknown", "Resetting"));
+    assert!(has(&claimed, "Reconciling"));
+}
+
+// Row 5: classification.
+
+fn recorded(
+    outcome: ResetOutcome,
+    class: OutcomeClass,
+    retry_policy: RetryPolicy,
+    number: u32,
+) -> Update {
+    let mut tr = object(1, None);
+    tr.spec.retry_policy = retry_policy;
+    let mut attempt = attempt_of(decide(&tr, now(), &policy()));
+    attempt.number = number;
+    let claimed = claim(&tr, &attempt, now());
+    record(&claimed, &attempt, &outcome, class, now(), &policy(), 0.5)
+}
+
+fn http_error(status: u16, code: &str, message: &str, structured: bool) -> ResetOutcome {
+    ResetOutcome::HttpError {
+        http_status: status,
+        error_code: code.into(),
+        error_message: message.into(),
+        request_id: Some("req-1".into()),
+        structured,
+    }
+}
+
+#[test]
+fn success_records_the_message_and_ends_ready() {
+    let update = recorded(
+        ResetOutcome::Succeeded {
+            http_status: 200,
+            message: "Reset Success".into(),
+            request_id: Some("req-0".into()),
+        },
+        OutcomeClass::Succeeded,
+        RetryPolicy::OnTransientError,
+        1,
+    );
+    let s = &update.status;
+    assert_eq!(s.phase, Some(Phase::Succeeded));
+    assert_eq!(s.message.as_deref(), Some("Reset Success"));
+    assert_eq!(s.http_status, Some(200));
+    assert_eq!(s.request_id.as_deref(), Some("req-0"));
+    assert!(s.completion_time.is_some());
+    assert_eq!(ready(s), ("True", "ResetSucceeded"));
+    assert!(!has(s, "Reconciling") && !has(s, "Stalled"));
+    assert_eq!(update.requeue, None);
+    let note = update.note.expect("event");
+    assert_eq!((note.warning, note.reason), (false, "ResetSucceeded"));
+}
+
+#[test]
+fn a_service_rejection_is_terminal_with_its_code() {
+    let update = recorded(
+        http_error(400, "FDI.3150", "The task list is empty.", true),
+        OutcomeClass::Rejected,
+        RetryPolicy::Always,
+        1,
+    );
+    let s = &update.status;
+    assert_eq!(s.phase, Some(Phase::Failed));
+    assert_eq!(s.error_code.as_deref(), Some("FDI.3150"));
+    assert_eq!(s.error_message.as_deref(), Some("The task list is empty."));
+    assert_eq!(s.http_status, Some(400));
+    assert_eq!(ready(s), ("False", "ResetFailed"));
+    assert!(has(s, "Stalled"));
+    assert_eq!(update.note.expect("event").reason, "ResetFailed");
+}
+
+#[test]
+fn retryable_failures_back_off_until_attempts_run_out() {
+    let throttled = || http_error(429, "APIGW.0308", "over ratelimit", true);
+    let update = recorded(
+        throttled(),
+        OutcomeClass::Retryable,
+        RetryPolicy::OnTransientError,
+        1,
+    );
+    assert_eq!(update.status.phase, Some(Phase::Retrying));
+    assert_eq!(ready(&update.status), ("Unknown", "RetryScheduled"));
+    // 2 s base, jitter 0.5 -> factor 1.0.
+    assert_eq!(update.requeue, Some(Duration::from_secs(2)));
+    assert_eq!(
+        update.status.next_attempt_time,
+        Some(Time(ts("2026-11-29T12:00:02Z")))
+    );
+    assert_eq!(update.note.as_ref().expect("event").reason, "ResetRetrying");
+
+    let last = recorded(
+        throttled(),
+        OutcomeClass::Retryable,
+        RetryPolicy::OnTransientError,
+        3,
+    );
+    assert_eq!(last.status.phase, Some(Phase::Failed));
+    assert_eq!(ready(&last.status), ("False", "RetriesExhausted"));
+
+    let never = recorded(
+        ResetOutcome::NotSent {
+            reason: "connection refused".into(),
+        },
+        OutcomeClass::Retryable,
+        RetryPolicy::Never,
+        1,
+    );
+    assert_eq!(never.status.phase, Some(Phase::Failed));
+    assert!(never.status.conditions[0].message.contains("Never"));
+}
+
+#[test]
+fn a_retry_is_attempted_once_next_attempt_time_passes() {
+    let update = recorded(
+        http_error(503, "FDI.9999", "busy", true),
+        OutcomeClass::Retryable,
+        RetryPolicy::OnTransientError,
+        1,
+    );
+    let tr = object(1, Some(update.status));
+    assert_eq!(
+        decide(&tr, ts("2026-11-29T12:00:01Z"), &policy()),
+        Decision::Wait(Duration::from_secs(1))
+    );
+    let attempt = attempt_of(decide(&tr, ts("2026-11-29T12:00:02Z"), &policy()));
+    assert_eq!(attempt.number, 2);
+}
+
+#[test]
+fn ambiguous_outcomes_stop_at_unknown_unless_the_policy_is_always() {
+    let timeout = || ResetOutcome::Ambiguous {
+        reason: "timed out after 60s waiting for the answer".into(),
+    };
+    for policy in [RetryPolicy::OnTransientError, RetryPolicy::Never] {
+        let update = recorded(timeout(), OutcomeClass::Ambiguous, policy, 1);
+        assert_eq!(update.status.phase, Some(Phase::Unknown), "{policy:?}");
+        assert_eq!(ready(&update.status), ("False", "OutcomeUnknown"));
+        assert!(has(&update.status, "Stalled"));
+        assert_eq!(update.requeue, None);
+        assert!(update.note.expect("event").warning);
+    }
+    let always = recorded(timeout(), OutcomeClass::Ambiguous, RetryPolicy::Always, 1);
+    assert_eq!(always.status.phase, Some(Phase::Retrying));
+    let exhausted = recorded(timeout(), OutcomeClass::Ambiguous, RetryPolicy::Always, 3);
+    assert_eq!(exhausted.status.phase, Some(Phase::Unknown));
+}
+
+#[test]
+fn rejected_credentials_wait_long_and_stay_pending() {
+    let update = recorded(
+        http_error(
+            401,
+            "APIGW.0301",
+            "Incorrect IAM authentication information",
+            true,
+        ),
+        OutcomeClass::CredentialsRejected,
+        RetryPolicy::OnTransientError,
+        1,
+    );
+    assert_eq!(update.status.phase, Some(Phase::Pending));
+    assert_eq!(ready(&update.status), ("Unknown", "CredentialsRejected"));
+    assert_eq!(update.requeue, Some(Duration::from_secs(120)));
+    assert_eq!(update.status.http_status, Some(401));
+    // After the delay, a new attempt is due (a fixed Secret is picked up with no spec change).
+    let tr = object(1, Some(update.status));
+    assert_eq!(
+        attempt_of(decide(&tr, ts("2026-11-29T12:02:00Z"), &policy())).number,
+        2
+    );
+}
+
+// Row 6: a claim left behind.
+
+#[test]
+fn a_young_claim_is_waited_on_and_an_old_one_is_interrupted() {
+    let tr = object(1, None);
+    let attempt = attempt_of(decide(&tr, now(), &policy()));
+    let tr = object(1, Some(claim(&tr, &attempt, now())));
+    assert_eq!(
+        decide(&tr, ts("2026-11-29T12:01:00Z"), &policy()),
+        Decision::Wait(Duration::from_secs(30))
+    );
+    let update = write(decide(&tr, ts("2026-11-29T12:01:30Z"), &policy()));
+    assert_eq!(update.status.phase, Some(Phase::Unknown));
+    assert_eq!(ready(&update.status), ("False", "Interrupted"));
+    assert_eq!(update.status.attempts, Some(1), "no new attempt is counted");
+    assert_eq!(update.note.expect("event").reason, "ResetInterrupted");
+}
+
+// Row 7: metadata-only edits.
+
+#[test]
+fn metadata_only_edits_change_nothing() {
+    let mut tr = object(4, Some(status(4, Phase::Succeeded)));
+    tr.metadata
+        .labels
+        .get_or_insert_default()
+        .insert("team".into(), "data".into());
+    tr.metadata.resource_version = Some("99".into());
+    assert_eq!(decide(&tr, now(), &policy()), Decision::Idle);
+}
+
+#[test]
+fn retry_delays_double_are_capped_and_jittered() {
+    let p = policy();
+    assert_eq!(retry_delay(1, &p, 0.5), Duration::from_secs(2));
+    assert_eq!(retry_delay(2, &p, 0.5), Duration::from_secs(4));
+    assert_eq!(retry_delay(3, &p, 0.5), Duration::from_secs(8));
+    assert_eq!(retry_delay(30, &p, 0.5), Duration::from_secs(60));
+    assert_eq!(retry_delay(1, &p, 0.0), Duration::from_millis(1600));
+    assert!(retry_delay(1, &p, 0.999) < Duration::from_millis(2400));
+}
+
+// Row 8: the execution ledger.
+
+#[test]
+fn a_run_already_in_the_ledger_is_not_repeated() {
+    let tr = object(1, None);
+    let done = crate::ledger::Entry {
+        uid: "old-uid".into(),
+        generation: 1,
+        attempt: 1,
+        at: ts("2026-11-28T08:00:00Z"),
+        outcome: Some(Phase::Succeeded),
+        detail: Some("Reset Success".into()),
+    };
+    let update = already_executed(&tr, &done, now());
+    assert_eq!(update.status.phase, Some(Phase::Succeeded));
+    assert_eq!(ready(&update.status), ("True", "AlreadyExecuted"));
+    assert_eq!(
+        update.status.completion_time,
+        Some(Time(ts("2026-11-28T08:00:00Z")))
+    );
+    assert_eq!(update.status.message.as_deref(), Some("Reset Success"));
+    assert!(update.status.conditions[0].message.contains("runId"));
+
+    let unknown = crate::ledger::Entry {
+        outcome: None,
+        ..done
+    };
+    let update = already_executed(&tr, &unknown, now());
+    assert_eq!(update.status.phase, Some(Phase::Unknown));
+    assert_eq!(ready(&update.status), ("False", "AlreadyExecuted"));
+    assert!(has(&update.status, "Stalled"));
+}

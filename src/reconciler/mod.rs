@@ -1,0 +1,188 @@
+//! The TaskReset controller: watch -> decide -> claim -> call -> record.
+//!
+//! [`decision`] is pure; [`reconcile`] carries its decisions out; [`run`] wires the kube-rs
+//! `Controller`, the limits, leader election and graceful shutdown together.
+
+pub mod conditions;
+pub mod credentials;
+pub mod decision;
+mod leader;
+pub mod limits;
+mod reconcile;
+
+use std::sync::Arc;
+
+use futures::StreamExt;
+use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::{Controller, watcher};
+use kube::{Api, Client};
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+use crate::api::TaskReset;
+use crate::roma::{EndpointPolicy, RomaClient};
+use crate::telemetry::{Health, Metrics};
+pub use credentials::SecretRef;
+pub use decision::Policy;
+pub use leader::{LeaderError, LeaseConfig};
+use limits::Limits;
+
+/// The field manager of every write the controller makes.
+pub const FIELD_MANAGER: &str = "taskreset-controller";
+
+/// Why a reconcile failed (it is retried with backoff).
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The execution ledger could not be read or written (no call was made).
+    #[error(transparent)]
+    Ledger(#[from] crate::ledger::LedgerError),
+    /// A Kubernetes API call failed.
+    #[error("{context}: {source}")]
+    Kube {
+        /// What the controller was doing.
+        context: &'static str,
+        /// The API error.
+        #[source]
+        source: kube::Error,
+    },
+}
+
+impl Error {
+    /// A short, bounded label for the `reason` of the error metric.
+    pub fn metric_label(&self) -> &'static str {
+        match self {
+            Self::Ledger(_) => "ledger",
+            Self::Kube { source, .. } => match source {
+                kube::Error::Api(status) if status.code == 403 => "forbidden",
+                kube::Error::Api(_) => "api_error",
+                _ => "api_unreachable",
+            },
+        }
+    }
+}
+
+/// Everything a reconcile needs, shared by all of them.
+pub struct Context {
+    /// The Kubernetes client.
+    pub client: Client,
+    /// The ROMA client (shares connections and cached IAM tokens across reconciles).
+    pub roma: RomaClient,
+    /// Where calls may go.
+    pub endpoints: EndpointPolicy,
+    /// The execution ledger.
+    pub ledger: crate::ledger::Ledger,
+    /// Attempts, backoffs, claim expiry.
+    pub policy: Policy,
+    /// The Secret used when a TaskReset names none.
+    pub default_secret: Option<SecretRef>,
+    /// Concurrency, per-target and rate limits.
+    pub limits: Limits,
+    /// Publishes events.k8s.io events.
+    pub recorder: Recorder,
+    /// Metrics.
+    pub metrics: Arc<Metrics>,
+}
+
+/// How the controller runs, beyond what [`Context`] holds.
+#[derive(Debug, Clone)]
+pub struct RunConfig {
+    /// Watch one namespace, or all.
+    pub namespace: Option<String>,
+    /// Leader election, if enabled.
+    pub lease: Option<LeaseConfig>,
+}
+
+/// Build the event recorder for `client`.
+pub fn recorder(client: Client, reporter: Reporter) -> Recorder {
+    Recorder::new(client, reporter)
+}
+
+/// Run the controller until `shutdown` is cancelled. With leader election, reconcile only
+/// while holding the lease; losing it stops reconciling (in-flight calls finish and record).
+pub async fn run(
+    ctx: Arc<Context>,
+    config: RunConfig,
+    health: Arc<Health>,
+    shutdown: CancellationToken,
+) -> Result<(), LeaderError> {
+    let Some(lease) = config.lease.clone() else {
+        health.set_role_known(true);
+        ctx.metrics.set_leader(true);
+        run_controller(
+            Arc::clone(&ctx),
+            &config,
+            Arc::clone(&health),
+            shutdown.clone(),
+        )
+        .await;
+        return Ok(());
+    };
+    let mut leadership = leader::elect(ctx.client.clone(), &lease).await?;
+    health.set_role_known(true);
+    loop {
+        info!(holder = %lease.holder, "standing by for the leader lease");
+        ctx.metrics.set_leader(false);
+        tokio::select! {
+            () = shutdown.cancelled() => break,
+            led = leadership.wait_for(true) => if !led { break },
+        }
+        info!(holder = %lease.holder, "leading: starting the controller");
+        ctx.metrics.set_leader(true);
+        let stop = shutdown.child_token();
+        let lost = {
+            let stop = stop.clone();
+            let mut leadership = leadership.subscribe();
+            tokio::spawn(async move {
+                if leadership.wait_for(|leading| !*leading).await.is_err() {
+                    warn!("the leader lease watch ended");
+                }
+                stop.cancel();
+            })
+        };
+        run_controller(Arc::clone(&ctx), &config, Arc::clone(&health), stop).await;
+        lost.abort();
+        health.set_synced(false);
+        if shutdown.is_cancelled() {
+            break;
+        }
+        warn!("lost the leader lease: stopped reconciling");
+    }
+    ctx.metrics.set_leader(false);
+    leadership.release().await;
+    Ok(())
+}
+
+async fn run_controller(
+    ctx: Arc<Context>,
+    config: &RunConfig,
+    health: Arc<Health>,
+    stop: CancellationToken,
+) {
+    let api: Api<kube::core::DeserializeGuard<TaskReset>> = match &config.namespace {
+        Some(ns) => Api::namespaced(ctx.client.clone(), ns),
+        None => Api::all(ctx.client.clone()),
+    };
+    let controller = Controller::new(api, watcher::Config::default().any_semantic());
+    let store = controller.store();
+    let ready = tokio::spawn({
+        let health = Arc::clone(&health);
+        async move {
+            if store.wait_until_ready().await.is_ok() {
+                health.set_synced(true);
+            }
+        }
+    });
+    controller
+        .graceful_shutdown_on(async move { stop.cancelled().await })
+        .run(reconcile::reconcile, reconcile::error_policy, ctx)
+        .for_each(|result| async move {
+            if let Err(error) = result {
+                match error {
+                    kube::runtime::controller::Error::ObjectNotFound(_) => {}
+                    other => warn!(error = %other, "controller stream error"),
+                }
+            }
+        })
+        .await;
+    ready.abort();
+}

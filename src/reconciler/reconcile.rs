@@ -1,0 +1,319 @@
+//! Carrying out decisions: status writes, the claim, the call, the result, events.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use jiff::Timestamp;
+use kube::api::PostParams;
+use kube::core::DeserializeGuard;
+use kube::runtime::controller::Action;
+use kube::runtime::events::{Event, EventType};
+use kube::{Api, Resource, ResourceExt};
+use tracing::{debug, info, warn};
+
+use super::conditions::Reason;
+use super::credentials::{self, Lookup};
+use super::decision::{self, Attempt, Decision, Note, Update};
+use super::limits::Target;
+use super::{Context, Error, FIELD_MANAGER};
+use crate::api::{Phase, TaskReset, TaskResetStatus};
+use crate::ledger::{RunKey, Runner, Verdict};
+use crate::roma::{OutcomeClass, ResetRequest, classify};
+
+/// How soon to look again after losing an optimistic-lock race.
+const CONFLICT_REQUEUE: Duration = Duration::from_secs(1);
+/// How long the result write is retried on API errors before giving up (the claim then
+/// expires into `Interrupted`, which is truthful).
+const RESULT_WRITE_PATIENCE: Duration = Duration::from_secs(30);
+
+/// Reconcile one object, malformed or not.
+pub async fn reconcile(
+    obj: Arc<DeserializeGuard<TaskReset>>,
+    ctx: Arc<Context>,
+) -> Result<Action, Error> {
+    ctx.metrics.reconciled();
+    match &obj.0 {
+        Ok(tr) => reconcile_task_reset(tr, &ctx).await,
+        Err(invalid) => {
+            warn!(name = ?invalid.metadata.name, namespace = ?invalid.metadata.namespace, error = %invalid.error, "malformed TaskReset skipped");
+            let reference = obj.object_ref(&());
+            let note = Note {
+                warning: true,
+                reason: Reason::InvalidSpec.as_str(),
+                message: format!(
+                    "the object does not match the TaskReset schema and is skipped: {}",
+                    invalid.error
+                ),
+            };
+            publish(&ctx, &reference, &note).await;
+            Ok(Action::await_change())
+        }
+    }
+}
+
+/// What the controller does after a failed reconcile: back off and look again.
+pub fn error_policy(
+    _obj: Arc<DeserializeGuard<TaskReset>>,
+    error: &Error,
+    ctx: Arc<Context>,
+) -> Action {
+    ctx.metrics.reconcile_failed(error.metric_label());
+    warn!(%error, "reconcile failed; retrying");
+    Action::requeue(Duration::from_secs(5) + Duration::from_millis(fastrand::u64(0..2000)))
+}
+
+#[tracing::instrument(skip_all, fields(namespace = tr.metadata.namespace.as_deref().unwrap_or(""), name = %tr.name_any(), generation = tr.metadata.generation.unwrap_or(0)))]
+async fn reconcile_task_reset(tr: &TaskReset, ctx: &Context) -> Result<Action, Error> {
+    match decision::decide(tr, Timestamp::now(), &ctx.policy) {
+        Decision::Idle => Ok(Action::await_change()),
+        Decision::Wait(delay) => Ok(requeue(Some(delay))),
+        Decision::Write(update) => apply(tr, update, ctx).await,
+        Decision::Attempt(attempt) => attempt_reset(tr, attempt, ctx).await,
+    }
+}
+
+fn requeue(after: Option<Duration>) -> Action {
+    match after {
+        Some(delay) => Action::requeue(delay.max(Duration::from_millis(50))),
+        None => Action::await_change(),
+    }
+}
+
+/// Write a status decided without a call; a lost race just looks again.
+async fn apply(tr: &TaskReset, update: Update, ctx: &Context) -> Result<Action, Error> {
+    match write_status(ctx, tr, &update.status).await {
+        Ok(_) => {
+            if let Some(note) = &update.note {
+                publish(ctx, &tr.object_ref(&()), note).await;
+            }
+            debug!(phase = ?update.status.phase, "status written");
+            Ok(requeue(update.requeue))
+        }
+        Err(e) if is_status(&e, 409) => Ok(Action::requeue(CONFLICT_REQUEUE)),
+        Err(e) if is_status(&e, 404) => Ok(Action::await_change()),
+        Err(source) => Err(Error::Kube {
+            context: "writing the status",
+            source,
+        }),
+    }
+}
+
+async fn attempt_reset(tr: &TaskReset, attempt: Attempt, ctx: &Context) -> Result<Action, Error> {
+    let endpoint = match ctx.endpoints.resolve(
+        attempt.spec.endpoint.as_ref(),
+        attempt.spec.region.as_deref(),
+    ) {
+        Ok(endpoint) => endpoint,
+        Err(err) => {
+            let update = decision::invalid_spec(tr, &err.to_string(), Timestamp::now());
+            return apply(tr, update, ctx).await;
+        }
+    };
+    let credentials = match credentials::lookup(&ctx.client, tr, ctx.default_secret.as_ref())
+        .await
+        .map_err(|source| Error::Kube {
+            context: "reading the credentials Secret",
+            source,
+        })? {
+        Lookup::Found(credentials, _) => credentials,
+        Lookup::Missing(message) => {
+            return match decision::credentials_missing(tr, &message, Timestamp::now(), &ctx.policy)
+            {
+                Decision::Write(update) => apply(tr, update, ctx).await,
+                Decision::Wait(delay) => Ok(requeue(Some(delay))),
+                Decision::Idle | Decision::Attempt(_) => Ok(Action::await_change()),
+            };
+        }
+    };
+    let target = Target {
+        endpoint: endpoint.to_string(),
+        project_id: attempt.spec.project_id.clone(),
+        instance_id: attempt.spec.instance_id.clone(),
+        task_id: attempt.spec.task_id.clone(),
+    };
+    let _permit = ctx.limits.acquire(target).await;
+
+    // The ledger entry comes first: a call is never made without one, and a run another
+    // object or generation already made is not made again.
+    let key = RunKey::of(tr, &attempt.spec);
+    let runner = Runner {
+        uid: tr.metadata.uid.clone().unwrap_or_default(),
+        generation: attempt.generation,
+        attempt: attempt.number,
+    };
+    if let Verdict::AlreadyExecuted(entry) =
+        ctx.ledger.reserve(&key, &runner, Timestamp::now()).await?
+    {
+        let update = decision::already_executed(tr, &entry, Timestamp::now());
+        return apply(tr, update, ctx).await;
+    }
+
+    // The claim: written with the resourceVersion the decision was made on, so a concurrent
+    // writer (another replica, an overlapping leader) makes this fail and no call happens.
+    let claimed = decision::claim(tr, &attempt, Timestamp::now());
+    let claimed_obj = match write_status(ctx, tr, &claimed).await {
+        Ok(obj) => obj,
+        Err(e) if is_status(&e, 409) => {
+            debug!("claim lost to a concurrent writer; looking again");
+            return Ok(Action::requeue(CONFLICT_REQUEUE));
+        }
+        Err(e) if is_status(&e, 404) => return Ok(Action::await_change()),
+        Err(source) => {
+            return Err(Error::Kube {
+                context: "writing the claim",
+                source,
+            });
+        }
+    };
+    info!(attempt = attempt.number, endpoint = %endpoint, task = %attempt.spec.task_id, "calling reset");
+    let request = ResetRequest {
+        endpoint,
+        project_id: attempt.spec.project_id.clone(),
+        instance_id: attempt.spec.instance_id.clone(),
+        task_id: attempt.spec.task_id.clone(),
+        date_from_ms: attempt.spec.date_from_ms,
+    };
+    let timer = ctx.metrics.call_started();
+    let outcome = ctx.roma.reset(&request, &credentials).await;
+    let class = classify(&outcome);
+    timer.finish(class.as_str());
+    let update = decision::record(
+        &claimed,
+        &attempt,
+        &outcome,
+        class,
+        Timestamp::now(),
+        &ctx.policy,
+        fastrand::f64(),
+    );
+    info!(attempt = attempt.number, outcome = class.as_str(), phase = ?update.status.phase, "reset call answered");
+    record_result(ctx, claimed_obj, &attempt, &update).await;
+    let executed = match class {
+        OutcomeClass::Succeeded => Phase::Succeeded,
+        OutcomeClass::Ambiguous => Phase::Unknown,
+        _ => Phase::Failed,
+    };
+    let detail = update
+        .status
+        .message
+        .clone()
+        .or_else(|| update.status.error_message.clone());
+    if let Err(error) = ctx
+        .ledger
+        .complete(&key, &runner, executed, detail, Timestamp::now())
+        .await
+    {
+        warn!(%error, "could not complete the ledger entry; it stays ambiguous");
+    }
+    if let Some(note) = &update.note {
+        publish(ctx, &tr.object_ref(&()), note).await;
+    }
+    Ok(requeue(update.requeue))
+}
+
+/// Write the result of an attempt. A conflicting write (a label edit, an expired-claim
+/// `Interrupted` written by another replica) is re-read: the result still wins as long as the
+/// status describes the same attempt. API failures are retried for a while; if the result
+/// cannot be written, the claim expires into `Interrupted` later, which stays truthful.
+async fn record_result(ctx: &Context, mut base: TaskReset, attempt: &Attempt, update: &Update) {
+    let deadline = tokio::time::Instant::now() + RESULT_WRITE_PATIENCE;
+    let mut pause = Duration::from_millis(200);
+    loop {
+        let error = match write_status(ctx, &base, &update.status).await {
+            Ok(_) => return,
+            Err(e) => e,
+        };
+        if is_status(&error, 404) {
+            warn!(
+                "the TaskReset was deleted during the call; its result is only in the logs and events"
+            );
+            return;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            warn!(%error, "could not record the result; the claim will expire into Interrupted");
+            return;
+        }
+        if !is_status(&error, 409) {
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(Duration::from_secs(5));
+        }
+        let api = api_for(ctx, &base);
+        match api.get_status(&base.name_any()).await {
+            Ok(fresh) if same_attempt(&fresh, attempt) => base = fresh,
+            Ok(_) => {
+                warn!(
+                    attempt = attempt.number,
+                    "the status moved on during the call; its result is only in the logs and events"
+                );
+                return;
+            }
+            Err(e) => debug!(error = %e, "re-reading before the result write failed"),
+        }
+    }
+}
+
+/// Whether `tr`'s status still describes `attempt`: its claim, or an `Interrupted` verdict on
+/// it that the real result should replace.
+fn same_attempt(tr: &TaskReset, attempt: &Attempt) -> bool {
+    let Some(status) = &tr.status else {
+        return false;
+    };
+    let interrupted = status.phase == Some(Phase::Unknown)
+        && status
+            .conditions
+            .iter()
+            .any(|c| c.type_ == "Ready" && c.reason == Reason::Interrupted.as_str());
+    status.observed_generation == Some(attempt.generation)
+        && status.attempts == Some(attempt.number)
+        && (status.phase == Some(Phase::Resetting) || interrupted)
+}
+
+fn api_for(ctx: &Context, tr: &TaskReset) -> Api<TaskReset> {
+    match tr.metadata.namespace.as_deref() {
+        Some(ns) => Api::namespaced(ctx.client.clone(), ns),
+        None => Api::all(ctx.client.clone()),
+    }
+}
+
+/// Replace the status subresource with `status`, preconditioned on `tr`'s resourceVersion.
+async fn write_status(
+    ctx: &Context,
+    tr: &TaskReset,
+    status: &TaskResetStatus,
+) -> Result<TaskReset, kube::Error> {
+    let mut obj = tr.clone();
+    obj.status = Some(status.clone());
+    obj.metadata.managed_fields = None;
+    let params = PostParams {
+        dry_run: false,
+        field_manager: Some(FIELD_MANAGER.to_owned()),
+    };
+    api_for(ctx, tr)
+        .replace_status(&tr.name_any(), &params, &obj)
+        .await
+}
+
+fn is_status(error: &kube::Error, code: u16) -> bool {
+    matches!(error, kube::Error::Api(status) if status.code == code)
+}
+
+async fn publish(
+    ctx: &Context,
+    reference: &k8s_openapi::api::core::v1::ObjectReference,
+    note: &Note,
+) {
+    let event = Event {
+        type_: if note.warning {
+            EventType::Warning
+        } else {
+            EventType::Normal
+        },
+        reason: note.reason.to_owned(),
+        note: Some(note.message.clone()),
+        action: "Reset".to_owned(),
+        secondary: None,
+    };
+    if let Err(error) = ctx.recorder.publish(&event, reference).await {
+        debug!(%error, reason = note.reason, "could not publish the event");
+    }
+}

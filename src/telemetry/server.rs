@@ -1,0 +1,91 @@
+//! The HTTP server for `/metrics`, `/healthz` and `/readyz`.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::IntoResponse;
+use axum::routing::get;
+use tokio_util::sync::CancellationToken;
+
+use super::Metrics;
+
+/// What `/readyz` reports: the TaskReset watch has synced, and this replica knows whether it
+/// leads or stands by.
+#[derive(Debug, Default)]
+pub struct Health {
+    synced: AtomicBool,
+    role_known: AtomicBool,
+}
+
+impl Health {
+    /// The watch cache holds a full list.
+    pub fn set_synced(&self, synced: bool) {
+        self.synced.store(synced, Ordering::Relaxed);
+    }
+
+    /// The replica knows it leads or stands by (always true without leader election).
+    pub fn set_role_known(&self, known: bool) {
+        self.role_known.store(known, Ordering::Relaxed);
+    }
+
+    /// Ready for traffic: a leader whose watch has synced, or a standby.
+    pub fn is_ready(&self) -> bool {
+        self.role_known.load(Ordering::Relaxed) && self.synced.load(Ordering::Relaxed)
+    }
+}
+
+#[derive(Clone)]
+struct AppState {
+    metrics: Arc<Metrics>,
+    health: Arc<Health>,
+}
+
+/// Serve until `shutdown` is cancelled. Binding happens before this returns, so a bad
+/// address is reported at start-up.
+pub async fn serve(
+    addr: SocketAddr,
+    metrics: Arc<Metrics>,
+    health: Arc<Health>,
+    shutdown: CancellationToken,
+) -> std::io::Result<(SocketAddr, tokio::task::JoinHandle<std::io::Result<()>>)> {
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    let bound = listener.local_addr()?;
+    let app = Router::new()
+        .route("/metrics", get(metrics_handler))
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(ready_handler))
+        .with_state(AppState { metrics, health });
+    let task = tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async move { shutdown.cancelled().await })
+            .await
+    });
+    Ok((bound, task))
+}
+
+async fn metrics_handler(State(state): State<AppState>) -> impl IntoResponse {
+    match state.metrics.encode() {
+        Ok(text) => (
+            StatusCode::OK,
+            [(
+                header::CONTENT_TYPE,
+                "application/openmetrics-text; version=1.0.0; charset=utf-8",
+            )],
+            text,
+        )
+            .into_response(),
+        Err(_) => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
+    }
+}
+
+async fn ready_handler(State(state): State<AppState>) -> impl IntoResponse {
+    if state.health.is_ready() {
+        (StatusCode::OK, "ready")
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "not ready")
+    }
+}
