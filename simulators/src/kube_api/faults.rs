@@ -2,7 +2,7 @@
 
 use super::util::random_unit;
 use serde::{Deserialize, Serialize};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
 use tokio::sync::watch;
 
@@ -62,14 +62,24 @@ struct Inner {
     drop_every: Option<Duration>,
 }
 
+/// What `expire_history` runs: set by the server once its store exists.
+type ExpireHook = Box<dyn Fn() + Send + Sync>;
+
 /// A handle to change the faults of a running server; clones share the settings.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Faults {
     inner: Arc<Mutex<Inner>>,
     /// Bumped to end every open watch.
     drop_tx: Arc<watch::Sender<u64>>,
-    /// Bumped to ask the store to forget its history.
-    expire_tx: Arc<watch::Sender<u64>>,
+    expire_hook: Arc<OnceLock<ExpireHook>>,
+}
+
+impl std::fmt::Debug for Faults {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Faults")
+            .field("settings", &self.settings())
+            .finish()
+    }
 }
 
 impl Faults {
@@ -77,7 +87,7 @@ impl Faults {
         Self {
             inner: Arc::new(Mutex::new(Inner::default())),
             drop_tx: Arc::new(watch::channel(0).0),
-            expire_tx: Arc::new(watch::channel(0).0),
+            expire_hook: Arc::new(OnceLock::new()),
         }
     }
 
@@ -112,9 +122,17 @@ impl Faults {
         self.drop_tx.send_modify(|n| *n += 1);
     }
 
-    /// Forgets the watch history: the next watch from an older resourceVersion gets 410 Expired.
+    /// Forgets the watch history now: a watch from any resourceVersion seen so far gets 410
+    /// Expired (the client has to list again; the list's resourceVersion is watchable).
     pub fn expire_history(&self) {
-        self.expire_tx.send_modify(|n| *n += 1);
+        if let Some(hook) = self.expire_hook.get() {
+            hook();
+        }
+    }
+
+    pub(crate) fn set_expire_hook(&self, hook: ExpireHook) {
+        // Set once, when the server starts; a second call is ignored.
+        let _ = self.expire_hook.set(hook);
     }
 
     /// Removes every rule, the latency and the watch dropping.
@@ -185,10 +203,6 @@ impl Faults {
 
     pub(crate) fn drop_signal(&self) -> watch::Receiver<u64> {
         self.drop_tx.subscribe()
-    }
-
-    pub(crate) fn expire_signal(&self) -> watch::Receiver<u64> {
-        self.expire_tx.subscribe()
     }
 }
 

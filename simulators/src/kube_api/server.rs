@@ -101,6 +101,12 @@ impl KubeApiServer {
             addr,
             shutdown: shutdown_rx.clone(),
         });
+        let weak = Arc::downgrade(&shared);
+        shared.faults.set_expire_hook(Box::new(move || {
+            if let Some(shared) = weak.upgrade() {
+                shared.store().expire_history();
+            }
+        }));
         let router = super::http::router(shared.clone());
         let mut stop = shutdown_rx.clone();
         let server = tokio::spawn(async move {
@@ -144,20 +150,13 @@ fn seed_namespaces(store: &mut Store) {
     }
 }
 
-/// Watch dropping on a schedule and history expiry requests.
+/// Watch dropping on a schedule.
 async fn background(shared: Arc<Shared>, mut shutdown: watch::Receiver<bool>) {
-    let mut expire = shared.faults.expire_signal();
     let mut last_drop = Instant::now();
     let mut tick = tokio::time::interval(Duration::from_millis(20));
     loop {
         tokio::select! {
             _ = shutdown.wait_for(|s| *s) => return,
-            changed = expire.changed() => {
-                if changed.is_err() {
-                    return;
-                }
-                shared.store().expire_history();
-            }
             _ = tick.tick() => {
                 match shared.faults.drop_period() {
                     Some(period) if last_drop.elapsed() >= period => {

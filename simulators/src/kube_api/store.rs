@@ -217,9 +217,11 @@ impl Store {
         let _ = self.tx.send(event);
     }
 
-    /// Forgets the history: a watch from before now gets 410 Expired.
+    /// Forgets the history: a watch from any resourceVersion handed out so far gets 410
+    /// Expired. The counter moves on so that a fresh list has a watchable resourceVersion.
     pub fn expire_history(&mut self) {
         self.history.clear();
+        self.rv += 1;
         self.compacted_rv = self.rv;
     }
 
@@ -282,9 +284,10 @@ mod tests {
             "the first event was evicted"
         );
         assert!(store.events_since(&key, rv_b).is_ok());
+        let before = store.current_rv();
         store.expire_history();
         assert_eq!(
-            store.events_since(&key, rv_b).map_err(|e| e.code).err(),
+            store.events_since(&key, before).map_err(|e| e.code).err(),
             Some(410)
         );
         assert!(store.events_since(&key, store.current_rv()).is_ok());
