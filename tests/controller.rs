@@ -314,7 +314,10 @@ async fn a_restarted_controller_repeats_nothing() {
 async fn a_controller_killed_mid_call_leaves_interrupted_not_a_second_call() {
     let env = Env::new().await;
     let task = Env::task();
-    env.roma.script(&task, vec![Step::delay(Duration::from_secs(8), Step::Succeed)]);
+    env.roma.script(
+        &task,
+        vec![Step::delay(Duration::from_secs(8), Step::Succeed)],
+    );
     let mut child = env.spawn_binary(&["--request-timeout", "3s"], "killed.log");
     env.create("killed", &task, |_| {}).await;
     env.wait_phase("killed", Phase::Resetting, WAIT).await;

@@ -198,7 +198,7 @@ impl RunArgs {
 
 /// Run the controller until SIGTERM/SIGINT; exit 0 after in-flight calls recorded their result.
 pub fn execute(args: RunArgs) -> ExitCode {
-    telemetry::init_logging(args.log_format);
+    telemetry::init_logging(args.log_format, "info");
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(err) => {

@@ -116,7 +116,7 @@ fn kube_err(context: &'static str) -> impl FnOnce(kube::Error) -> SandboxError {
 
 /// Run the sandbox until Ctrl-C (or until settled).
 pub fn execute(args: SandboxArgs) -> ExitCode {
-    crate::telemetry::init_logging(crate::telemetry::LogFormat::Text);
+    crate::telemetry::init_logging(crate::telemetry::LogFormat::Text, "warn");
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(err) => {

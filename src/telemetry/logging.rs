@@ -1,4 +1,4 @@
-//! `tracing` logs as text or JSON lines, levels from `RUST_LOG` (default `info`).
+//! `tracing` logs as text or JSON lines, levels from `RUST_LOG`.
 
 use tracing_subscriber::EnvFilter;
 
@@ -12,10 +12,12 @@ pub enum LogFormat {
     Json,
 }
 
-/// Install the global subscriber. Calling it twice is harmless (the second call is ignored),
-/// so tests and the sandbox can start several controllers in one process.
-pub fn init_logging(format: LogFormat) {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+/// Install the global subscriber, at `default_level` unless `RUST_LOG` says otherwise.
+/// Calling it twice is harmless (the second call is ignored), so tests and the sandbox can
+/// start several controllers in one process.
+pub fn init_logging(format: LogFormat, default_level: &str) {
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_level));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);

@@ -49,6 +49,7 @@ impl Env {
     pub async fn new() -> Self {
         taskreset_controller::telemetry::init_logging(
             taskreset_controller::telemetry::LogFormat::Text,
+            "info",
         );
         let kube = KubeApiServer::start(KubeApiConfig::default())
             .await
