@@ -462,3 +462,200 @@ async fn ledger_entries_expire_after_retention() {
     assert_eq!(env.calls(&task).len(), 2);
     ctl.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_malformed_object_gets_an_event_and_breaks_nothing() {
+    let env = Env::new().await;
+    // Loosen the installed CRD so the API server admits what the controller cannot read.
+    let crds: kube::Api<k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition> =
+        kube::Api::all(env.client.clone());
+    let mut crd = crds.get("taskresets.fdi.roma.io").await.unwrap();
+    let schema = crd.spec.versions[0]
+        .schema
+        .as_mut()
+        .unwrap()
+        .open_api_v3_schema
+        .as_mut()
+        .unwrap();
+    let spec = schema.properties.as_mut().unwrap().get_mut("spec").unwrap();
+    spec.properties = None;
+    spec.required = None;
+    spec.x_kubernetes_preserve_unknown_fields = Some(true);
+    crds.replace("taskresets.fdi.roma.io", &Default::default(), &crd)
+        .await
+        .unwrap();
+    let ctl = env.start_controller(&[]);
+    let raw: kube::Api<kube::api::DynamicObject> = kube::Api::namespaced_with(
+        env.client.clone(),
+        NS,
+        &kube::api::ApiResource::erase::<taskreset_controller::api::TaskReset>(&()),
+    );
+    let broken: kube::api::DynamicObject = serde_json::from_value(serde_json::json!({
+        "apiVersion": "fdi.roma.io/v1alpha1", "kind": "TaskReset",
+        "metadata": {"name": "broken"},
+        "spec": {"projectId": 42}
+    }))
+    .unwrap();
+    raw.create(&Default::default(), &broken).await.unwrap();
+    let task = Env::task();
+    env.create("healthy", &task, |_| {}).await;
+    env.wait_phase("healthy", Phase::Succeeded, WAIT).await;
+    let deadline = std::time::Instant::now() + WAIT;
+    loop {
+        let events = env.events("broken").await;
+        if events
+            .iter()
+            .any(|(reason, note)| reason == "InvalidSpec" && note.contains("schema"))
+        {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no event for the malformed object: {events:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(env.calls(&task).len(), 1);
+    assert_eq!(
+        env.roma.calls().len(),
+        1,
+        "nothing was called for the malformed object"
+    );
+    ctl.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_claim_left_by_a_crash_before_the_call_ends_unknown_without_a_call() {
+    let env = Env::new().await;
+    let task = Env::task();
+    let tr = env.create("crashed", &task, |_| {}).await;
+    // What a controller that died after its ledger entry and claim, before the call, leaves.
+    let claimed_at = jiff::Timestamp::now() - jiff::SignedDuration::from_secs(120);
+    let mut claimed = tr.clone();
+    claimed.status = Some(taskreset_controller::api::TaskResetStatus {
+        observed_generation: Some(1),
+        phase: Some(Phase::Resetting),
+        attempts: Some(1),
+        start_time: Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+            claimed_at,
+        )),
+        last_attempt_time: Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+            claimed_at,
+        )),
+        ..Default::default()
+    });
+    env.api()
+        .replace_status("crashed", &Default::default(), &claimed)
+        .await
+        .unwrap();
+    let ctl = env.start_controller(&["--request-timeout", "5s"]);
+    let tr = env.wait_phase("crashed", Phase::Unknown, WAIT).await;
+    assert_eq!(Env::ready(&tr), ("False".into(), "Interrupted".into()));
+    assert!(tr.status.unwrap().conditions[0].message.contains("runId"));
+    settle().await;
+    assert!(
+        env.calls(&task).is_empty(),
+        "a claim without a recorded result is never called blindly"
+    );
+    ctl.stop().await;
+}
+
+fn kubectl(env: &Env, args: &[&str]) -> Option<std::process::Output> {
+    if std::process::Command::new("kubectl")
+        .arg("version")
+        .arg("--client")
+        .output()
+        .is_err()
+    {
+        eprintln!("!!!!! SKIPPED: kubectl is not on PATH; this test needs the real kubectl !!!!!");
+        return None;
+    }
+    Some(
+        std::process::Command::new("kubectl")
+            .arg("--kubeconfig")
+            .arg(env.kubeconfig())
+            .args(args)
+            .output()
+            .expect("run kubectl"),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubectl_wait_and_replace_force_work_against_the_controller() {
+    let env = Env::new().await;
+    let ctl = env.start_controller(&[]);
+    let task = Env::task();
+    let manifest = env.dir.join("tr.yaml");
+    std::fs::write(
+        &manifest,
+        format!(
+            "apiVersion: fdi.roma.io/v1alpha1\nkind: TaskReset\nmetadata:\n  name: waited\n  namespace: {NS}\nspec:\n  projectId: {}\n  instanceId: {}\n  taskId: {task}\n  dateFrom: \"2021-08-27T08:25:14Z\"\n  credentialsSecretRef:\n    name: {}\n",
+            support::PROJECT,
+            support::INSTANCE,
+            support::SECRET
+        ),
+    )
+    .unwrap();
+    let manifest = manifest.to_str().unwrap().to_owned();
+    let Some(applied) = kubectl(&env, &["apply", "-f", &manifest]) else {
+        ctl.stop().await;
+        return;
+    };
+    assert!(
+        applied.status.success(),
+        "{}",
+        String::from_utf8_lossy(&applied.stderr)
+    );
+    let waited = tokio::task::spawn_blocking({
+        let kubeconfig = env.kubeconfig();
+        move || {
+            std::process::Command::new("kubectl")
+                .arg("--kubeconfig")
+                .arg(kubeconfig)
+                .args([
+                    "-n",
+                    NS,
+                    "wait",
+                    "tr/waited",
+                    "--for=condition=Ready",
+                    "--timeout=20s",
+                ])
+                .output()
+                .expect("kubectl wait")
+        }
+    })
+    .await
+    .unwrap();
+    assert!(
+        waited.status.success(),
+        "kubectl wait: {}{}",
+        String::from_utf8_lossy(&waited.stdout),
+        String::from_utf8_lossy(&waited.stderr)
+    );
+    assert!(String::from_utf8_lossy(&waited.stdout).contains("condition met"));
+    let tr = env.wait_phase("waited", Phase::Succeeded, WAIT).await;
+    assert_eq!(tr.status.unwrap().date_from, Some(1_630_052_714_000));
+
+    // GitOps-style replacement: delete and re-create from the same manifest.
+    let replaced = kubectl(&env, &["replace", "--force", "-f", &manifest]).unwrap();
+    assert!(
+        replaced.status.success(),
+        "{}",
+        String::from_utf8_lossy(&replaced.stderr)
+    );
+    let tr = env.wait_phase("waited", Phase::Succeeded, WAIT).await;
+    assert_eq!(Env::ready(&tr), ("True".into(), "AlreadyExecuted".into()));
+    let listed = kubectl(&env, &["-n", NS, "get", "tr", "waited"]).unwrap();
+    let table = String::from_utf8_lossy(&listed.stdout);
+    assert!(
+        table.contains("AlreadyExecuted") && table.contains("Succeeded"),
+        "{table}"
+    );
+    settle().await;
+    assert_eq!(
+        env.calls(&task).len(),
+        1,
+        "replace --force made no second call"
+    );
+    ctl.stop().await;
+}

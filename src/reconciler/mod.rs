@@ -11,6 +11,7 @@ pub mod limits;
 mod reconcile;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use futures::StreamExt;
 use kube::runtime::events::{Recorder, Reporter};
@@ -105,9 +106,12 @@ pub async fn run(
     health: Arc<Health>,
     shutdown: CancellationToken,
 ) -> Result<(), LeaderError> {
+    let mark = |leading: bool| {
+        health.set_role(leading);
+        ctx.metrics.set_leader(leading);
+    };
     let Some(lease) = config.lease.clone() else {
-        health.set_role_known(true);
-        ctx.metrics.set_leader(true);
+        mark(true);
         run_controller(
             Arc::clone(&ctx),
             &config,
@@ -118,16 +122,15 @@ pub async fn run(
         return Ok(());
     };
     let mut leadership = leader::elect(ctx.client.clone(), &lease).await?;
-    health.set_role_known(true);
     loop {
         info!(holder = %lease.holder, "standing by for the leader lease");
-        ctx.metrics.set_leader(false);
+        mark(false);
         tokio::select! {
             () = shutdown.cancelled() => break,
             led = leadership.wait_for(true) => if !led { break },
         }
         info!(holder = %lease.holder, "leading: starting the controller");
-        ctx.metrics.set_leader(true);
+        mark(true);
         let stop = shutdown.child_token();
         let lost = {
             let stop = stop.clone();
@@ -147,7 +150,7 @@ pub async fn run(
         }
         warn!("lost the leader lease: stopped reconciling");
     }
-    ctx.metrics.set_leader(false);
+    mark(false);
     leadership.release().await;
     Ok(())
 }
@@ -167,8 +170,19 @@ async fn run_controller(
     let ready = tokio::spawn({
         let health = Arc::clone(&health);
         async move {
-            if store.wait_until_ready().await.is_ok() {
-                health.set_synced(true);
+            // The store's readiness wakes only one waiter, and the controller itself waits on
+            // it; polling again with a timeout sees the memoized value once it is set.
+            loop {
+                match tokio::time::timeout(Duration::from_millis(50), store.wait_until_ready())
+                    .await
+                {
+                    Ok(Ok(())) => {
+                        health.set_synced(true);
+                        break;
+                    }
+                    Ok(Err(_)) => break,
+                    Err(_) => {}
+                }
             }
         }
     });

@@ -19,6 +19,7 @@ use super::Metrics;
 pub struct Health {
     synced: AtomicBool,
     role_known: AtomicBool,
+    leading: AtomicBool,
 }
 
 impl Health {
@@ -27,14 +28,16 @@ impl Health {
         self.synced.store(synced, Ordering::Relaxed);
     }
 
-    /// The replica knows it leads or stands by (always true without leader election).
-    pub fn set_role_known(&self, known: bool) {
-        self.role_known.store(known, Ordering::Relaxed);
+    /// The replica knows whether it leads (always leading without leader election).
+    pub fn set_role(&self, leading: bool) {
+        self.leading.store(leading, Ordering::Relaxed);
+        self.role_known.store(true, Ordering::Relaxed);
     }
 
-    /// Ready for traffic: a leader whose watch has synced, or a standby.
+    /// Ready: a leader whose watch has synced, or a standby.
     pub fn is_ready(&self) -> bool {
-        self.role_known.load(Ordering::Relaxed) && self.synced.load(Ordering::Relaxed)
+        self.role_known.load(Ordering::Relaxed)
+            && (!self.leading.load(Ordering::Relaxed) || self.synced.load(Ordering::Relaxed))
     }
 }
 

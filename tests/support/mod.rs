@@ -141,8 +141,9 @@ impl Env {
         path
     }
 
-    /// Start the real binary (`run`) against the simulators; its logs go to `log`.
-    pub fn spawn_binary(&self, extra: &[&str], log: &str) -> Child {
+    /// Start the real binary (`run`) against the simulators; its logs go to `log`. The
+    /// process is killed when the returned guard drops (a failed test leaves no orphan).
+    pub fn spawn_binary(&self, extra: &[&str], log: &str) -> Proc {
         let log = std::fs::File::create(self.dir.join(log)).expect("log file");
         let mut flags: Vec<String> = vec![
             "run".into(),
@@ -167,6 +168,7 @@ impl Env {
             .stdout(log.try_clone().expect("log"))
             .stderr(log)
             .spawn()
+            .map(Proc)
             .expect("spawn the controller binary")
     }
 
@@ -314,6 +316,31 @@ impl Drop for Env {
         // Keep the logs of a failed test for a look; clean up after a passing one.
         if !std::thread::panicking() {
             let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+}
+
+/// A child process, killed on drop.
+pub struct Proc(pub Child);
+
+impl std::ops::Deref for Proc {
+    type Target = Child;
+    fn deref(&self) -> &Child {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Proc {
+    fn deref_mut(&mut self) -> &mut Child {
+        &mut self.0
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        if let Ok(None) = self.0.try_wait() {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
         }
     }
 }

@@ -1,0 +1,177 @@
+//! The real binary as a process: graceful shutdown, leader election with two replicas, and
+//! the metrics and health endpoints.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use std::process::Child;
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::coordination::v1::Lease;
+use support::{Env, NS};
+use taskreset_controller::api::Phase;
+use taskreset_simulators::roma::Step;
+
+const WAIT: Duration = Duration::from_secs(30);
+
+/// The metrics address the process logged at start-up.
+async fn metrics_addr(env: &Env, log: &str) -> String {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let text = env.log(log);
+        if let Some(rest) = text.split("metrics=").nth(1) {
+            return rest.split_whitespace().next().unwrap().to_owned();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no start-up line in {log}:\n{text}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn get(url: &str) -> (u16, String) {
+    let response = reqwest::get(url).await.expect("GET");
+    (
+        response.status().as_u16(),
+        response.text().await.unwrap_or_default(),
+    )
+}
+
+/// Poll `/readyz` until it answers 200 (readiness follows the watch sync by a moment).
+async fn wait_ready(addr: &str) {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let (code, _) = get(&format!("http://{addr}/readyz")).await;
+        if code == 200 {
+            return;
+        }
+        assert_eq!(code, 503, "readyz answers 200 or 503");
+        assert!(Instant::now() < deadline, "{addr} never became ready");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn terminate(child: &Child) {
+    let pid = child.id().to_string();
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .expect("kill");
+    assert!(status.success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_lets_the_call_in_flight_finish_and_record() {
+    let env = Env::new().await;
+    let task = Env::task();
+    env.roma.script(
+        &task,
+        vec![Step::delay(Duration::from_secs(2), Step::Succeed)],
+    );
+    let mut child = env.spawn_binary(&[], "graceful.log");
+    let addr = metrics_addr(&env, "graceful.log").await;
+    env.create("graceful", &task, |_| {}).await;
+    env.wait_phase("graceful", Phase::Resetting, WAIT).await;
+
+    let (code, _) = get(&format!("http://{addr}/healthz")).await;
+    assert_eq!(code, 200);
+    wait_ready(&addr).await;
+    let (_, metrics) = get(&format!("http://{addr}/metrics")).await;
+    assert!(
+        metrics.contains("taskreset_resets_in_flight 1"),
+        "{metrics}"
+    );
+
+    terminate(&child);
+    let status = tokio::task::spawn_blocking(move || child.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(status.success(), "exit code after SIGTERM: {status}");
+    let tr = env
+        .wait_phase("graceful", Phase::Succeeded, Duration::from_secs(1))
+        .await;
+    assert_eq!(tr.status.unwrap().message.as_deref(), Some("Reset Success"));
+    assert_eq!(env.calls(&task).len(), 1);
+    let log = env.log("graceful.log");
+    assert!(log.contains("shutdown requested"), "{log}");
+    assert!(
+        !log.contains(support::TOKEN),
+        "the token never reaches the logs"
+    );
+}
+
+async fn holder(env: &Env) -> Option<String> {
+    let leases: kube::Api<Lease> = kube::Api::namespaced(env.client.clone(), NS);
+    leases
+        .get_opt("taskreset-e2e")
+        .await
+        .unwrap()
+        .and_then(|l| l.spec)
+        .and_then(|s| s.holder_identity)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_standby_replica_takes_over_when_the_leader_dies() {
+    let env = Env::new().await;
+    let flags = |id: &'static str| {
+        [
+            "--leader-election",
+            "--lease-name",
+            "taskreset-e2e",
+            "--lease-namespace",
+            NS,
+            "--lease-holder",
+            id,
+            "--lease-duration",
+            "3s",
+        ]
+    };
+    let mut replicas = vec![
+        ("replica-a", env.spawn_binary(&flags("replica-a"), "a.log")),
+        ("replica-b", env.spawn_binary(&flags("replica-b"), "b.log")),
+    ];
+    let deadline = Instant::now() + WAIT;
+    let leader = loop {
+        if let Some(h) = holder(&env).await {
+            break h;
+        }
+        assert!(Instant::now() < deadline, "nobody took the lease");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let first = Env::task();
+    env.create("before", &first, |_| {}).await;
+    env.wait_phase("before", Phase::Succeeded, WAIT).await;
+
+    // Both replicas answer ready: the leader once synced, the standby as a standby.
+    for (id, _) in &replicas {
+        let addr = metrics_addr(&env, &format!("{}.log", &id[8..])).await;
+        wait_ready(&addr).await;
+        let (_, metrics) = get(&format!("http://{addr}/metrics")).await;
+        let leads = if *id == leader {
+            "taskreset_leader 1"
+        } else {
+            "taskreset_leader 0"
+        };
+        assert!(metrics.contains(leads), "{id}: {metrics}");
+    }
+
+    let index = replicas
+        .iter()
+        .position(|(id, _)| *id == leader)
+        .expect("the leader is ours");
+    let (_, mut dead) = replicas.remove(index);
+    dead.kill().unwrap();
+    dead.wait().unwrap();
+    let second = Env::task();
+    env.create("after", &second, |_| {}).await;
+    env.wait_phase("after", Phase::Succeeded, WAIT).await;
+    let new_leader = holder(&env).await.unwrap();
+    assert_eq!(new_leader, replicas[0].0, "the standby took the lease");
+    assert_eq!((env.calls(&first).len(), env.calls(&second).len()), (1, 1));
+    for (_, child) in &mut replicas {
+        terminate(child);
+        assert!(child.wait().unwrap().success());
+    }
+}
