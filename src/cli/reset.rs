@@ -17,7 +17,7 @@ use serde_json::{Map, Value, json};
 use super::EXIT_USAGE;
 use super::duration::parse_duration;
 use crate::api::DateFrom;
-use crate::roma::endpoint::is_valid_id;
+use crate::api::is_valid_id;
 use crate::roma::{
     ClientConfig, Credentials, Endpoint, EndpointPolicy, OutcomeClass, ResetOutcome, ResetRequest,
     RomaClient, classify,

@@ -255,6 +255,7 @@ pub async fn start(
         request_timeout: args.request_timeout,
         connect_timeout: args.request_timeout.min(Duration::from_secs(10)),
         ca_file: args.ca_file.clone(),
+        insecure_allow_http: args.insecure_allow_http,
         ..ClientConfig::default()
     })
     .map_err(|e| StartError::Config(e.to_string()))?;

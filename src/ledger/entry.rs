@@ -11,6 +11,11 @@ use crate::api::{Phase, TaskReset, ValidSpec};
 
 /// Number of ConfigMaps the ledger of one namespace is spread over.
 pub const SHARDS: u32 = 16;
+/// Most bytes of entry data one shard may hold: well inside the 1 MiB object limit, with room
+/// for metadata. Past it, [`compact`] drops the oldest entries that never executed first.
+pub const SHARD_BUDGET_BYTES: usize = 768 * 1024;
+/// Longest `detail` kept in an entry.
+pub const MAX_DETAIL_CHARS: usize = 200;
 /// Prefix of the ledger ConfigMaps' names (`taskreset-ledger-0` .. `taskreset-ledger-f`).
 pub const CONFIGMAP_PREFIX: &str = "taskreset-ledger-";
 
@@ -146,6 +151,32 @@ pub fn load(
     (entries, dropped)
 }
 
+/// Keep a shard within [`SHARD_BUDGET_BYTES`]: drop the oldest runs that did not execute
+/// first (they block nothing), then the oldest of the rest. Returns how many were dropped.
+pub fn compact(entries: &mut BTreeMap<String, Entry>) -> usize {
+    let size = |k: &String, e: &Entry| k.len() + serde_json::to_string(e).map_or(0, |v| v.len());
+    let mut total: usize = entries.iter().map(|(k, e)| size(k, e)).sum();
+    if total <= SHARD_BUDGET_BYTES {
+        return 0;
+    }
+    let mut order: Vec<(bool, Timestamp, String)> = entries
+        .iter()
+        .map(|(k, e)| (e.may_have_executed(), e.at, k.clone()))
+        .collect();
+    order.sort();
+    let mut dropped = 0;
+    for (_, _, key) in order {
+        if total <= SHARD_BUDGET_BYTES {
+            break;
+        }
+        if let Some(entry) = entries.remove(&key) {
+            total -= size(&key, &entry);
+            dropped += 1;
+        }
+    }
+    dropped
+}
+
 /// Serialise entries back into ConfigMap data.
 pub fn store(entries: &BTreeMap<String, Entry>) -> BTreeMap<String, String> {
     entries
@@ -239,6 +270,43 @@ mod tests {
         let rejected = entry("u1", 1, Some(Phase::Failed));
         assert_eq!(verdict(Some(&rejected), "u2", 1), Verdict::Proceed);
         assert_eq!(verdict(None, "u2", 1), Verdict::Proceed);
+    }
+
+    #[test]
+    fn compaction_keeps_a_shard_in_budget_and_executed_runs_longest() {
+        let mut entries = BTreeMap::new();
+        let detail = "d".repeat(MAX_DETAIL_CHARS);
+        for i in 0..6000_i64 {
+            let mut e = entry(
+                &format!("u{i}"),
+                1,
+                Some(if i % 2 == 0 {
+                    Phase::Succeeded
+                } else {
+                    Phase::Failed
+                }),
+            );
+            e.at = Timestamp::from_second(1_700_000_000 + i).expect("ts");
+            e.detail = Some(detail.clone());
+            entries.insert(format!("name-{i:05}.0123456789abcdef"), e);
+        }
+        let dropped = compact(&mut entries);
+        let bytes: usize = store(&entries).iter().map(|(k, v)| k.len() + v.len()).sum();
+        assert!(
+            dropped > 0 && bytes <= SHARD_BUDGET_BYTES,
+            "{dropped} dropped, {bytes} bytes"
+        );
+        let failed_left = entries.values().filter(|e| !e.may_have_executed()).count();
+        let newest_failed_dropped = !entries.contains_key("name-05999.0123456789abcdef");
+        assert!(
+            failed_left == 0 || !newest_failed_dropped,
+            "failed runs go first"
+        );
+        assert!(
+            entries.contains_key("name-05998.0123456789abcdef"),
+            "the newest executed run stays"
+        );
+        assert_eq!(compact(&mut entries), 0, "in budget: nothing more to drop");
     }
 
     #[test]

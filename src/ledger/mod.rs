@@ -17,7 +17,9 @@ use kube::Api;
 use kube::api::{ObjectMeta, PostParams};
 use tracing::{debug, warn};
 
-pub use entry::{CONFIGMAP_PREFIX, Entry, RunKey, SHARDS, Verdict, verdict};
+pub use entry::{
+    CONFIGMAP_PREFIX, Entry, MAX_DETAIL_CHARS, RunKey, SHARD_BUDGET_BYTES, SHARDS, Verdict, verdict,
+};
 
 /// Labels on every ledger ConfigMap.
 const LABELS: [(&str, &str); 2] = [
@@ -135,7 +137,9 @@ impl Ledger {
             entry.attempt = runner.attempt;
             entry.at = now;
             entry.outcome = Some(outcome);
-            entry.detail = detail.clone();
+            entry.detail = detail
+                .as_deref()
+                .map(|d| d.chars().take(MAX_DETAIL_CHARS).collect());
             true
         })
         .await
@@ -168,6 +172,10 @@ impl Ledger {
             }
             if !change(&mut entries) {
                 return Ok(());
+            }
+            let compacted = entry::compact(&mut entries);
+            if compacted > 0 {
+                warn!(configmap = %name, compacted, "ledger shard over its size budget: dropped the oldest entries");
             }
             let data = entry::store(&entries);
             let result = match current {

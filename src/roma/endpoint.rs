@@ -10,6 +10,8 @@ use std::fmt;
 
 use url::Url;
 
+use crate::api::{is_valid_id, is_valid_region};
+
 /// The allow-list used when none is configured (the configured defaults are always added).
 pub const DEFAULT_ALLOWED_ENDPOINT: &str = "https://roma.*.myhuaweicloud.com";
 
@@ -441,28 +443,6 @@ fn without_userinfo(url: &Url) -> String {
     let _ = shown.set_username("");
     let _ = shown.set_password(None);
     shown.to_string()
-}
-
-/// Whether `value` matches `^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$`.
-pub fn is_valid_id(value: &str) -> bool {
-    let b = value.as_bytes();
-    (1..=64).contains(&b.len())
-        && b[0].is_ascii_alphanumeric()
-        && b.iter()
-            .all(|c| c.is_ascii_alphanumeric() || *c == b'_' || *c == b'-')
-}
-
-/// Whether `value` matches `^[a-z]{2}(-[a-z]+)+-[0-9]+$` (e.g. `cn-north-4`).
-pub fn is_valid_region(value: &str) -> bool {
-    let parts: Vec<&str> = value.split('-').collect();
-    let all = |s: &str, f: fn(&u8) -> bool| !s.is_empty() && s.bytes().all(|c| f(&c));
-    parts.len() >= 3
-        && parts[0].len() == 2
-        && all(parts[0], u8::is_ascii_lowercase)
-        && parts[1..parts.len() - 1]
-            .iter()
-            .all(|p| all(p, u8::is_ascii_lowercase))
-        && parts.last().is_some_and(|p| all(p, u8::is_ascii_digit))
 }
 
 #[cfg(test)]
