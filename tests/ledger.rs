@@ -18,17 +18,14 @@ fn object(i: usize) -> TaskReset {
     let mut tr = TaskReset::new(
         &format!("nightly-replay-{i:05}"),
         TaskResetSpec {
-            project_id: "c53626012ba84727b938ca8bf03108ef".into(),
-            instance_id: "fae7ff6c-8e07-4cf8-9e67-589cab2f017c".into(),
-            task_id: format!("{i:032x}"),
             date_from: Some(DateFrom::EpochMillis(1_630_052_714_000)),
             region: Some("cn-north-4".into()),
-            endpoint: None,
-            credentials_secret_ref: None,
             run_id: Some("2026-11-29".into()),
-            retry_policy: Default::default(),
-            suspend: false,
-            not_after: None,
+            ..TaskResetSpec::new(
+                "c53626012ba84727b938ca8bf03108ef",
+                "fae7ff6c-8e07-4cf8-9e67-589cab2f017c",
+                &format!("{i:032x}"),
+            )
         },
     );
     tr.metadata.namespace = Some(NS.into());

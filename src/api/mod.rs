@@ -233,6 +233,25 @@ pub struct TaskResetStatus {
     pub conditions: Vec<Condition>,
 }
 
+impl TaskResetSpec {
+    /// A spec for one target with every optional field at its default.
+    pub fn new(project_id: &str, instance_id: &str, task_id: &str) -> Self {
+        Self {
+            project_id: project_id.to_owned(),
+            instance_id: instance_id.to_owned(),
+            task_id: task_id.to_owned(),
+            date_from: None,
+            region: None,
+            endpoint: None,
+            credentials_secret_ref: None,
+            run_id: None,
+            retry_policy: RetryPolicy::default(),
+            suspend: false,
+            not_after: None,
+        }
+    }
+}
+
 impl TaskReset {
     /// The phase recorded for the object's current generation, if the status describes it.
     pub fn current_phase(&self) -> Option<Phase> {

@@ -164,17 +164,13 @@ mod tests {
 
     fn spec() -> TaskResetSpec {
         TaskResetSpec {
-            project_id: "c53626012ba84727b938ca8bf03108ef".into(),
-            instance_id: "fae7ff6c-8e07-4cf8-9e67-589cab2f017c".into(),
-            task_id: "15366328208d4d77b76532fe9f4006a6".into(),
             date_from: Some(DateFrom::EpochMillis(1_630_052_714_000)),
             region: Some("cn-north-4".into()),
-            endpoint: None,
-            credentials_secret_ref: None,
-            run_id: None,
-            retry_policy: RetryPolicy::default(),
-            suspend: false,
-            not_after: None,
+            ..TaskResetSpec::new(
+                "c53626012ba84727b938ca8bf03108ef",
+                "fae7ff6c-8e07-4cf8-9e67-589cab2f017c",
+                "15366328208d4d77b76532fe9f4006a6",
+            )
         }
     }
 

@@ -194,17 +194,10 @@ mod tests {
         let mut tr = TaskReset::new(
             name,
             TaskResetSpec {
-                project_id: "p1".into(),
-                instance_id: "i1".into(),
-                task_id: "t1".into(),
                 date_from: Some(DateFrom::EpochMillis(1)),
                 region: Some("cn-north-4".into()),
-                endpoint: None,
-                credentials_secret_ref: None,
                 run_id: run_id.map(str::to_owned),
-                retry_policy: Default::default(),
-                suspend: false,
-                not_after: None,
+                ..TaskResetSpec::new("p1", "i1", "t1")
             },
         );
         tr.metadata.namespace = Some("data".into());

@@ -66,6 +66,20 @@ pub struct Runner {
     pub attempt: u32,
 }
 
+impl Runner {
+    /// A reserved entry for this runner: no outcome yet, which reads as ambiguous.
+    fn reservation(&self, now: Timestamp) -> Entry {
+        Entry {
+            uid: self.uid.clone(),
+            generation: self.generation,
+            attempt: self.attempt,
+            at: now,
+            outcome: None,
+            detail: None,
+        }
+    }
+}
+
 /// The ledger of every namespace, reached through the Kubernetes API.
 #[derive(Clone)]
 pub struct Ledger {
@@ -95,17 +109,7 @@ impl Ledger {
             if outcome != Verdict::Proceed {
                 return false;
             }
-            entries.insert(
-                data_key,
-                Entry {
-                    uid: runner.uid.clone(),
-                    generation: runner.generation,
-                    attempt: runner.attempt,
-                    at: now,
-                    outcome: None,
-                    detail: None,
-                },
-            );
+            entries.insert(data_key, runner.reservation(now));
             true
         })
         .await?;
@@ -123,14 +127,9 @@ impl Ledger {
         now: Timestamp,
     ) -> Result<(), LedgerError> {
         self.update(key, now, |entries| {
-            let entry = entries.entry(key.data_key()).or_insert_with(|| Entry {
-                uid: runner.uid.clone(),
-                generation: runner.generation,
-                attempt: runner.attempt,
-                at: now,
-                outcome: None,
-                detail: None,
-            });
+            let entry = entries
+                .entry(key.data_key())
+                .or_insert_with(|| runner.reservation(now));
             if entry.uid != runner.uid || entry.generation != runner.generation {
                 return false;
             }

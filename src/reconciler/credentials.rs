@@ -107,17 +107,8 @@ mod tests {
         let mut tr = TaskReset::new(
             "x",
             TaskResetSpec {
-                project_id: "p".into(),
-                instance_id: "i".into(),
-                task_id: "t".into(),
-                date_from: None,
-                region: None,
-                endpoint: None,
                 credentials_secret_ref: reference.map(|name| SecretReference { name: name.into() }),
-                run_id: None,
-                retry_policy: Default::default(),
-                suspend: false,
-                not_after: None,
+                ..TaskResetSpec::new("p", "i", "t")
             },
         );
         tr.metadata.namespace = Some(namespace.into());

@@ -436,134 +436,103 @@ pub fn record(
     policy: &Policy,
     jitter: f64,
 ) -> Update {
-    let mut status = claimed.clone();
-    status.message = None;
-    status.error_code = None;
-    status.error_message = None;
-    status.http_status = None;
-    status.request_id = None;
+    let mut status = TaskResetStatus {
+        message: None,
+        error_code: None,
+        error_message: None,
+        http_status: None,
+        request_id: None,
+        ..claimed.clone()
+    };
     let detail = describe(outcome, &mut status);
-    let generation = attempt.generation;
     let n = attempt.number;
     let retry_allowed = match class {
         OutcomeClass::Retryable => attempt.spec.retry_policy != RetryPolicy::Never,
         OutcomeClass::Ambiguous => attempt.spec.retry_policy == RetryPolicy::Always,
         _ => false,
     };
-    let note = |warning, reason: &'static str, message: &str| {
-        Some(Note {
-            warning,
-            reason,
-            message: trim_message(message),
-        })
-    };
-    match class {
-        OutcomeClass::Succeeded => {
-            let message = status.message.clone().unwrap_or_default();
-            Update {
-                status: finish(
-                    status,
-                    generation,
-                    Phase::Succeeded,
-                    Reason::ResetSucceeded,
-                    &message,
-                    now,
-                ),
-                note: note(false, "ResetSucceeded", &detail),
-                requeue: None,
-            }
-        }
-        OutcomeClass::Rejected => Update {
-            status: finish(
-                status,
-                generation,
-                Phase::Failed,
-                Reason::ResetFailed,
-                &detail,
-                now,
-            ),
-            note: note(true, "ResetFailed", &detail),
-            requeue: None,
-        },
-        OutcomeClass::CredentialsRejected => {
-            let message = format!(
+    // (phase, reason, message, event reason, delay before the next attempt)
+    let (phase, reason, message, event, retry_in) = match class {
+        OutcomeClass::Succeeded => (
+            Phase::Succeeded,
+            Reason::ResetSucceeded,
+            status.message.clone().unwrap_or_default(),
+            "ResetSucceeded",
+            None,
+        ),
+        OutcomeClass::Rejected => (
+            Phase::Failed,
+            Reason::ResetFailed,
+            detail.clone(),
+            "ResetFailed",
+            None,
+        ),
+        OutcomeClass::CredentialsRejected => (
+            Phase::Pending,
+            Reason::CredentialsRejected,
+            format!(
                 "the gateway rejected the credentials ({detail}); fix the Secret: attempt {} is due at the next retry",
                 n + 1
-            );
-            let delay = policy.credentials_rejected_retry;
-            status.next_attempt_time = Some(Time(after(now, delay)));
-            Update {
-                status: transition(
-                    status,
-                    generation,
-                    Phase::Pending,
-                    Reason::CredentialsRejected,
-                    &message,
-                    now,
-                ),
-                note: note(true, "CredentialsRejected", &message),
-                requeue: Some(delay),
-            }
-        }
+            ),
+            "CredentialsRejected",
+            Some(policy.credentials_rejected_retry),
+        ),
         OutcomeClass::Retryable | OutcomeClass::Ambiguous
             if retry_allowed && n < policy.max_attempts =>
         {
             let delay = retry_delay(n, policy, jitter);
-            let next = after(now, delay);
-            let message = format!(
-                "attempt {n} of {} failed ({detail}); next attempt at {next}",
-                policy.max_attempts
-            );
-            status.next_attempt_time = Some(Time(next));
-            Update {
-                status: transition(
-                    status,
-                    generation,
-                    Phase::Retrying,
-                    Reason::RetryScheduled,
-                    &message,
-                    now,
+            (
+                Phase::Retrying,
+                Reason::RetryScheduled,
+                format!(
+                    "attempt {n} of {} failed ({detail}); next attempt at {}",
+                    policy.max_attempts,
+                    after(now, delay)
                 ),
-                note: note(true, "ResetRetrying", &message),
-                requeue: Some(delay),
-            }
+                "ResetRetrying",
+                Some(delay),
+            )
         }
-        OutcomeClass::Retryable => {
-            let message = if attempt.spec.retry_policy == RetryPolicy::Never {
+        OutcomeClass::Retryable => (
+            Phase::Failed,
+            Reason::RetriesExhausted,
+            if attempt.spec.retry_policy == RetryPolicy::Never {
                 format!("attempt {n} failed without executing ({detail}) and retryPolicy is Never")
             } else {
                 format!("{n} attempts failed without executing; the last: {detail}")
-            };
-            Update {
-                status: finish(
-                    status,
-                    generation,
-                    Phase::Failed,
-                    Reason::RetriesExhausted,
-                    &message,
-                    now,
-                ),
-                note: note(true, "ResetFailed", &message),
-                requeue: None,
-            }
-        }
-        OutcomeClass::Ambiguous => {
-            let message = format!(
+            },
+            "ResetFailed",
+            None,
+        ),
+        OutcomeClass::Ambiguous => (
+            Phase::Unknown,
+            Reason::OutcomeUnknown,
+            format!(
                 "attempt {n} may or may not have reset the task ({detail}); it will not be repeated. Check the task in ROMA Connect, then set a new spec.runId to run it again"
-            );
-            Update {
-                status: finish(
-                    status,
-                    generation,
-                    Phase::Unknown,
-                    Reason::OutcomeUnknown,
-                    &message,
-                    now,
-                ),
-                note: note(true, "ResetInterrupted", &message),
-                requeue: None,
-            }
+            ),
+            "ResetInterrupted",
+            None,
+        ),
+    };
+    let status = match retry_in {
+        Some(delay) => {
+            status.next_attempt_time = Some(Time(after(now, delay)));
+            transition(status, attempt.generation, phase, reason, &message, now)
         }
+        None => finish(status, attempt.generation, phase, reason, &message, now),
+    };
+    Update {
+        status,
+        note: Some(Note {
+            warning: phase != Phase::Succeeded,
+            reason: event,
+            message: trim_message(if phase == Phase::Succeeded {
+                &detail
+            } else {
+                &message
+            }),
+        }),
+        requeue: retry_in,
     }
 }
 

@@ -12,9 +12,7 @@ use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{Api, ObjectMeta, Patch, PatchParams, PostParams};
 use kube::{CustomResourceExt, ResourceExt};
-use taskreset_controller::api::{
-    DateFrom, Phase, RetryPolicy, SecretReference, TaskReset, TaskResetSpec,
-};
+use taskreset_controller::api::{DateFrom, Phase, SecretReference, TaskReset, TaskResetSpec};
 use taskreset_controller::cli::run::{RunArgs, start};
 use taskreset_simulators::kube_api::{KubeApiConfig, KubeApiHandle, KubeApiServer};
 use taskreset_simulators::roma::{CallRecord, RomaConfig, RomaHandle, RomaSimulator};
@@ -184,19 +182,11 @@ impl Env {
     /// A spec for `task` with the token Secret and an epoch-ms dateFrom.
     pub fn spec(task: &str) -> TaskResetSpec {
         TaskResetSpec {
-            project_id: PROJECT.into(),
-            instance_id: INSTANCE.into(),
-            task_id: task.into(),
             date_from: Some(DateFrom::EpochMillis(1_630_052_714_000)),
-            region: None,
-            endpoint: None,
             credentials_secret_ref: Some(SecretReference {
                 name: SECRET.into(),
             }),
-            run_id: None,
-            retry_policy: RetryPolicy::OnTransientError,
-            suspend: false,
-            not_after: None,
+            ..TaskResetSpec::new(PROJECT, INSTANCE, task)
         }
     }
 
