@@ -80,17 +80,36 @@ impl Runner {
     }
 }
 
+/// In-process locks that serialise this controller's writes to one shard, so its own
+/// concurrent reconciles do not race each other into conflicts (other writers still meet the
+/// optimistic lock).
+const WRITE_LOCKS: usize = 64;
+
 /// The ledger of every namespace, reached through the Kubernetes API.
 #[derive(Clone)]
 pub struct Ledger {
     client: kube::Client,
     retention: Duration,
+    locks: std::sync::Arc<[tokio::sync::Mutex<()>]>,
 }
 
 impl Ledger {
     /// A ledger keeping runs for `retention`.
     pub fn new(client: kube::Client, retention: Duration) -> Self {
-        Self { client, retention }
+        Self {
+            client,
+            retention,
+            locks: (0..WRITE_LOCKS)
+                .map(|_| tokio::sync::Mutex::new(()))
+                .collect(),
+        }
+    }
+
+    fn lock_for(&self, namespace: &str, configmap: &str) -> &tokio::sync::Mutex<()> {
+        use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
+        let hash = BuildHasherDefault::<DefaultHasher>::default().hash_one((namespace, configmap));
+        // The modulo keeps the index below the slice's length.
+        &self.locks[(hash % WRITE_LOCKS as u64) as usize]
     }
 
     /// Before a call: reserve `key` for `runner`, unless another object or generation already
@@ -154,6 +173,7 @@ impl Ledger {
     ) -> Result<(), LedgerError> {
         let name = key.configmap();
         let api: Api<ConfigMap> = Api::namespaced(self.client.clone(), &key.namespace);
+        let _serialised = self.lock_for(&key.namespace, &name).lock().await;
         let fail = |source| LedgerError::Api {
             namespace: key.namespace.clone(),
             configmap: name.clone(),
