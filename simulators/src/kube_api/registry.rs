@@ -324,9 +324,10 @@ impl Registry {
                 false,
                 &["crd", "crds"],
                 Builtin::Crd,
+                // kube-apiserver prints the timestamp itself here, not an age.
                 vec![path_column(
                     "Created At",
-                    "date",
+                    "string",
                     ".metadata.creationTimestamp",
                     "Creation time",
                 )],
