@@ -933,8 +933,14 @@ async fn secrets_convert_string_data_and_stay_out_of_logs() {
         "{}",
         status.message
     );
-    let log = format!("{:?}{:?}", server.request_log(), server.counters());
+    let log = format!(
+        "{:?}{:?}{server:?}{err}{err:?}",
+        server.request_log(),
+        server.counters()
+    );
+    // Neither in clear nor as stored (base64 of SK-must-not-leak).
     assert!(!log.contains("SK-must-not-leak") && !log.contains("SK-not-base64"));
+    assert!(!log.contains("U0stbXVzdC1ub3QtbGVhaw=="));
 }
 
 #[tokio::test]

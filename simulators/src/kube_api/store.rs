@@ -44,7 +44,6 @@ pub(crate) struct WatchEvent {
 pub(crate) type ObjectKey = (String, String);
 
 /// All objects, the resource version counter and the watch history.
-#[derive(Debug)]
 pub(crate) struct Store {
     pub registry: Registry,
     objects: HashMap<TypeKey, BTreeMap<ObjectKey, Arc<Value>>>,
@@ -54,6 +53,20 @@ pub(crate) struct Store {
     /// Events with a resourceVersion up to this one are forgotten.
     compacted_rv: u64,
     tx: broadcast::Sender<Arc<WatchEvent>>,
+}
+
+/// Counts only: objects (Secrets among them) never appear in Debug output.
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("resource_version", &self.rv)
+            .field(
+                "objects",
+                &self.objects.values().map(BTreeMap::len).sum::<usize>(),
+            )
+            .field("history", &self.history.len())
+            .finish()
+    }
 }
 
 impl Store {
