@@ -46,8 +46,8 @@ impl std::str::FromStr for SecretRef {
 /// names and keys only, never a value).
 #[derive(Debug)]
 pub enum Lookup {
-    /// Usable credentials, and where they came from.
-    Found(Credentials, SecretRef),
+    /// Usable credentials.
+    Found(Credentials),
     /// Nothing usable; the message says what to fix.
     Missing(String),
 }
@@ -93,7 +93,7 @@ pub async fn lookup(
         data.entry(key).or_insert_with(|| value.into_bytes());
     }
     Ok(match Credentials::from_secret_data(&data) {
-        Ok(credentials) => Lookup::Found(credentials, secret_ref),
+        Ok(credentials) => Lookup::Found(credentials),
         Err(err) => Lookup::Missing(format!("Secret {secret_ref} is not usable: {err}")),
     })
 }

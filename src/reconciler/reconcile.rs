@@ -115,7 +115,7 @@ async fn attempt_reset(tr: &TaskReset, attempt: Attempt, ctx: &Context) -> Resul
             context: "reading the credentials Secret",
             source,
         })? {
-        Lookup::Found(credentials, _) => credentials,
+        Lookup::Found(credentials) => credentials,
         Lookup::Missing(message) => {
             return match decision::credentials_missing(tr, &message, Timestamp::now(), &ctx.policy)
             {
@@ -132,6 +132,10 @@ async fn attempt_reset(tr: &TaskReset, attempt: Attempt, ctx: &Context) -> Resul
         task_id: attempt.spec.task_id.clone(),
     };
     let _permit = ctx.limits.acquire(target).await;
+    // Waiting for the permit takes time: notAfter may have passed meanwhile.
+    if let Decision::Write(update) = decision::decide(tr, Timestamp::now(), &ctx.policy) {
+        return apply(tr, update, ctx).await;
+    }
 
     // The ledger entry comes first: a call is never made without one, and a run another
     // object or generation already made is not made again.
