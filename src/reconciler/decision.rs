@@ -538,57 +538,28 @@ pub fn record(
 
 /// Copy the outcome's fields into `status` and describe it in one line.
 fn describe(outcome: &ResetOutcome, status: &mut TaskResetStatus) -> String {
+    status.http_status = outcome.http_status();
+    status.request_id = outcome.request_id().map(str::to_owned);
     match outcome {
-        ResetOutcome::Succeeded {
-            http_status,
-            message,
-            request_id,
-        } => {
-            status.message = Some(trim_message(message));
-            status.http_status = Some(*http_status);
-            status.request_id.clone_from(request_id);
-            format!("{} (HTTP {http_status})", trim_message(message))
-        }
+        ResetOutcome::Succeeded { message, .. } => status.message = Some(trim_message(message)),
         ResetOutcome::HttpError {
-            http_status,
             error_code,
             error_message,
-            request_id,
+            ..
+        }
+        | ResetOutcome::CredentialsRejected {
+            error_code,
+            error_message,
             ..
         } => {
             status.error_code = Some(error_code.clone());
             status.error_message = Some(trim_message(error_message));
-            status.http_status = Some(*http_status);
-            status.request_id.clone_from(request_id);
-            format!(
-                "HTTP {http_status} {error_code}: {}",
-                trim_message(error_message)
-            )
         }
-        ResetOutcome::CredentialsRejected {
-            http_status,
-            error_code,
-            error_message,
-            request_id,
-        } => {
-            status.error_code = Some(error_code.clone());
-            status.error_message = Some(trim_message(error_message));
-            status.http_status = *http_status;
-            status.request_id.clone_from(request_id);
-            match http_status {
-                Some(code) => format!("HTTP {code} {error_code}: {}", trim_message(error_message)),
-                None => format!("{error_code}: {}", trim_message(error_message)),
-            }
-        }
-        ResetOutcome::NotSent { reason } => {
+        ResetOutcome::NotSent { reason } | ResetOutcome::Ambiguous { reason } => {
             status.error_message = Some(trim_message(reason));
-            format!("not sent: {}", trim_message(reason))
-        }
-        ResetOutcome::Ambiguous { reason } => {
-            status.error_message = Some(trim_message(reason));
-            format!("no answer: {}", trim_message(reason))
         }
     }
+    trim_message(&outcome.to_string())
 }
 
 #[cfg(test)]

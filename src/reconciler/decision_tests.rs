@@ -6,7 +6,7 @@ use jiff::Timestamp;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
 use super::*;
-use crate::api::{DateFrom, RetryPolicy, TaskReset, TaskResetSpec, TaskResetStatus};
+use crate::api::{RetryPolicy, TaskReset, TaskResetStatus};
 use crate::roma::{OutcomeClass, ResetOutcome};
 
 fn ts(s: &str) -> Timestamp {
@@ -20,18 +20,7 @@ fn now() -> Timestamp {
 }
 
 fn object(generation: i64, status: Option<TaskResetStatus>) -> TaskReset {
-    let mut tr = TaskReset::new(
-        "orders-replay",
-        TaskResetSpec {
-            date_from: Some(DateFrom::EpochMillis(1_630_052_714_000)),
-            region: Some("cn-north-4".into()),
-            ..TaskResetSpec::new(
-                "c53626012ba84727b938ca8bf03108ef",
-                "fae7ff6c-8e07-4cf8-9e67-589cab2f017c",
-                "15366328208d4d77b76532fe9f4006a6",
-            )
-        },
-    );
+    let mut tr = TaskReset::new("orders-replay", crate::api::reference_spec());
     tr.metadata.namespace = Some("data".into());
     tr.metadata.generation = Some(generation);
     tr.metadata.resource_version = Some("7".into());

@@ -99,10 +99,10 @@ impl Env {
             .expect("secret");
     }
 
-    /// The controller's flags for these simulators, plus `extra`.
-    pub fn args(&self, extra: &[&str]) -> RunArgs {
+    /// `first` and the controller's flags for these simulators, plus `extra`.
+    fn flags(&self, first: &str, extra: &[&str]) -> Vec<String> {
         let mut flags: Vec<String> = vec![
-            "test".into(),
+            first.into(),
             "--allowed-endpoints".into(),
             self.roma.url(),
             "--default-endpoint".into(),
@@ -116,7 +116,14 @@ impl Env {
             "0".into(),
         ];
         flags.extend(extra.iter().map(|s| (*s).to_owned()));
-        Wrapper::try_parse_from(flags).expect("flags").args
+        flags
+    }
+
+    /// The controller's flags for these simulators, plus `extra`.
+    pub fn args(&self, extra: &[&str]) -> RunArgs {
+        Wrapper::try_parse_from(self.flags("test", extra))
+            .expect("flags")
+            .args
     }
 
     /// Run the controller in this process until the returned handle is stopped.
@@ -143,21 +150,7 @@ impl Env {
     /// process is killed when the returned guard drops (a failed test leaves no orphan).
     pub fn spawn_binary(&self, extra: &[&str], log: &str) -> Proc {
         let log = std::fs::File::create(self.dir.join(log)).expect("log file");
-        let mut flags: Vec<String> = vec![
-            "run".into(),
-            "--allowed-endpoints".into(),
-            self.roma.url(),
-            "--default-endpoint".into(),
-            self.roma.url(),
-            "--insecure-allow-http".into(),
-            "--metrics-addr".into(),
-            "127.0.0.1:0".into(),
-            "--retry-base-delay".into(),
-            "100ms".into(),
-            "--max-resets-per-second".into(),
-            "0".into(),
-        ];
-        flags.extend(extra.iter().map(|s| (*s).to_owned()));
+        let flags = self.flags("run", extra);
         Command::new(env!("CARGO_BIN_EXE_taskreset-controller"))
             .args(flags)
             .env("KUBECONFIG", self.kubeconfig())
