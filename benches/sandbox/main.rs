@@ -10,9 +10,10 @@
 //! 4. Latency: new objects at a steady rate (100/s for 60 s) against the idle controller:
 //!    create returned -> first seen `Succeeded` on a watch, p50/p95/p99.
 //!
-//! `cargo bench --bench sandbox` (add `-- --quick` for 500 objects and short phases). The
-//! summary is also written to `target/tmp/sandbox-bench/summary.json`, with the controller
-//! logs next to it.
+//! `cargo bench --bench sandbox` (add `-- --quick` for 500 objects and short phases;
+//! `-- --controller PATH` measures another build of the binary, e.g. for a before/after). The
+//! summary is also written to `target/tmp/sandbox-bench/summary[-LABEL].json`, with the
+//! controller logs next to it.
 
 mod observer;
 mod process;
@@ -50,6 +51,10 @@ struct Options {
     rate: f64,
     latency_seconds: f64,
     idle_seconds: f64,
+    /// The binary under test (default: this workspace's, built by cargo bench).
+    controller: PathBuf,
+    /// Names the summary file (`summary-LABEL.json`) and goes into the summary.
+    label: String,
 }
 
 impl Options {
@@ -62,6 +67,8 @@ impl Options {
             rate: 100.0,
             latency_seconds: 60.0,
             idle_seconds: 20.0,
+            controller: PathBuf::from(env!("CARGO_BIN_EXE_taskreset-controller")),
+            label: String::new(),
         };
         let mut args = std::env::args().skip(1);
         while let Some(arg) = args.next() {
@@ -97,6 +104,8 @@ impl Options {
                     options.latency_seconds =
                         number(value("--latency-seconds")?, "--latency-seconds")?
                 }
+                "--controller" => options.controller = PathBuf::from(value("--controller")?),
+                "--label" => options.label = value("--label")?,
                 "--idle-seconds" => {
                     options.idle_seconds = number(value("--idle-seconds")?, "--idle-seconds")?
                 }
@@ -104,7 +113,7 @@ impl Options {
                     return Err(format!(
                         "unknown argument {other:?}; known: --quick --objects N --namespaces N \
                          --concurrency N --roma-latency-ms MS --rate PER_S --latency-seconds S \
-                         --idle-seconds S"
+                         --idle-seconds S --controller PATH --label NAME"
                     ));
                 }
             }
@@ -133,12 +142,17 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let file = if options.label.is_empty() {
+        "summary.json".to_owned()
+    } else {
+        format!("summary-{}.json", options.label)
+    };
     match runtime.block_on(run(options)) {
         Ok(summary) => {
             let json = serde_json::to_string_pretty(&summary).unwrap_or_default();
             println!("\n{}", report::table(&summary));
             println!("{json}");
-            let path = out_dir().join("summary.json");
+            let path = out_dir().join(file);
             if let Err(e) = std::fs::write(&path, format!("{json}\n")) {
                 eprintln!("sandbox bench: cannot write {}: {e}", path.display());
             }
@@ -251,11 +265,16 @@ impl Cluster {
     }
 
     async fn spawn(&self, options: &Options, log: &str) -> Result<(Controller, String), String> {
+        let log = if options.label.is_empty() {
+            format!("{log}.log")
+        } else {
+            format!("{log}-{}.log", options.label)
+        };
         let mut controller = Controller::spawn(
-            std::path::Path::new(env!("CARGO_BIN_EXE_taskreset-controller")),
+            &options.controller,
             &self.kubeconfig,
             &self.controller_flags(options),
-            out_dir().join(log),
+            out_dir().join(&log),
         )?;
         let addr = controller.metrics_addr(Duration::from_secs(30)).await?;
         Ok((controller, addr))
@@ -342,6 +361,8 @@ async fn run(options: Options) -> Result<Summary, String> {
         ("latency_seconds", options.latency_seconds.to_string()),
         ("idle_seconds", options.idle_seconds.to_string()),
         ("log", "RUST_LOG=info --log-format json".to_owned()),
+        ("controller", options.controller.display().to_string()),
+        ("label", options.label.clone()),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v))
@@ -368,7 +389,7 @@ async fn run(options: Options) -> Result<Summary, String> {
     let sim_cpu_before = process::own().cpu_seconds;
     let watch_before = observer.totals();
     cluster.kube.reset_request_log();
-    let (mut first, addr) = cluster.spawn(&options, "controller-1.log").await?;
+    let (mut first, addr) = cluster.spawn(&options, "controller-1").await?;
     let ready = first
         .wait_ready(&cluster.http, &addr, Duration::from_secs(120))
         .await?;
@@ -447,7 +468,7 @@ async fn run(options: Options) -> Result<Summary, String> {
     let shutdown = first.terminate(Duration::from_secs(60)).await?;
     let calls_before_idle = cluster.roma.calls().len();
     let requests_before_start = cluster.requests();
-    let (mut second, addr) = cluster.spawn(&options, "controller-2.log").await?;
+    let (mut second, addr) = cluster.spawn(&options, "controller-2").await?;
     let ready = second
         .wait_ready(&cluster.http, &addr, Duration::from_secs(120))
         .await?;
@@ -560,6 +581,36 @@ async fn run(options: Options) -> Result<Summary, String> {
             summary.cost.controller_warnings + warnings_second,
             dir.display()
         ));
+    }
+    // The controller trims what it caches; what is stored must keep everything.
+    if let Some(item) = backlog.first() {
+        let stored = cluster
+            .kube
+            .get_json(
+                "fdi.roma.io/v1alpha1/taskresets",
+                &item.namespace,
+                &item.name,
+            )
+            .unwrap_or_default();
+        let meta = &stored["metadata"];
+        let managers: Vec<&str> = meta["managedFields"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|m| m["manager"].as_str())
+            .collect();
+        if meta["annotations"][workload::LAST_APPLIED]
+            .as_str()
+            .is_none()
+            || !managers.contains(&"kubectl")
+            || stored["status"]["phase"] != "Succeeded"
+        {
+            summary.problems.push(format!(
+                "{} lost its last-applied annotation or kubectl's managed fields (managers: \
+                 {managers:?}) or is not Succeeded",
+                item.key()
+            ));
+        }
     }
     summary.run_seconds = started.elapsed().as_secs_f64();
     drop(observer);

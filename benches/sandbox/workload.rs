@@ -18,7 +18,7 @@ pub const SECRET: &str = "roma-credentials";
 /// What kubectl's server-side apply uses as field manager.
 const FIELD_MANAGER: &str = "kubectl";
 /// The annotation client-side `kubectl apply` keeps.
-const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
+pub const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
 
 /// One object to create.
 #[derive(Debug, Clone)]

@@ -3,6 +3,7 @@
 //! [`decision`] is pure; [`reconcile`] carries its decisions out; [`run`] wires the kube-rs
 //! `Controller`, the limits, leader election and graceful shutdown together.
 
+mod cache;
 pub mod conditions;
 pub mod credentials;
 pub mod decision;
@@ -15,7 +16,7 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use kube::runtime::events::{Recorder, Reporter};
-use kube::runtime::{Controller, watcher};
+use kube::runtime::{Controller, WatchStreamExt, reflector, watcher};
 use kube::{Api, Client};
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
@@ -165,8 +166,13 @@ async fn run_controller(
         Some(ns) => Api::namespaced(ctx.client.clone(), ns),
         None => Api::all(ctx.client.clone()),
     };
-    let controller = Controller::new(api, watcher::Config::default().any_semantic());
-    let store = controller.store();
+    // The controller's own watch and cache, with each object trimmed before it is cached.
+    let (store, writer) = reflector::store();
+    let objects = watcher(api, watcher::Config::default().any_semantic())
+        .modify(cache::trim)
+        .reflect(writer)
+        .applied_objects();
+    let controller = Controller::for_stream(objects, store.clone());
     let ready = tokio::spawn({
         let health = Arc::clone(&health);
         async move {
