@@ -55,6 +55,8 @@ struct Options {
     controller: PathBuf,
     /// Names the summary file (`summary-LABEL.json`) and goes into the summary.
     label: String,
+    /// Also write phase 1's request log (`requests[-LABEL].jsonl`).
+    dump_requests: bool,
 }
 
 impl Options {
@@ -69,6 +71,7 @@ impl Options {
             idle_seconds: 20.0,
             controller: PathBuf::from(env!("CARGO_BIN_EXE_taskreset-controller")),
             label: String::new(),
+            dump_requests: false,
         };
         let mut args = std::env::args().skip(1);
         while let Some(arg) = args.next() {
@@ -106,6 +109,7 @@ impl Options {
                 }
                 "--controller" => options.controller = PathBuf::from(value("--controller")?),
                 "--label" => options.label = value("--label")?,
+                "--dump-requests" => options.dump_requests = true,
                 "--idle-seconds" => {
                     options.idle_seconds = number(value("--idle-seconds")?, "--idle-seconds")?
                 }
@@ -113,7 +117,7 @@ impl Options {
                     return Err(format!(
                         "unknown argument {other:?}; known: --quick --objects N --namespaces N \
                          --concurrency N --roma-latency-ms MS --rate PER_S --latency-seconds S \
-                         --idle-seconds S --controller PATH --label NAME"
+                         --idle-seconds S --controller PATH --label NAME --dump-requests"
                     ));
                 }
             }
@@ -336,6 +340,25 @@ fn machine() -> BTreeMap<String, String> {
     .collect()
 }
 
+/// Write the request log, one JSON record a line, for a closer look.
+fn dump_requests(
+    records: &[taskreset_simulators::kube_api::RequestRecord],
+    label: &str,
+) -> Result<(), String> {
+    let name = if label.is_empty() {
+        "requests.jsonl".to_owned()
+    } else {
+        format!("requests-{label}.jsonl")
+    };
+    let path = out_dir().join(name);
+    let mut text = String::new();
+    for record in records {
+        text.push_str(&serde_json::to_string(record).map_err(|e| e.to_string())?);
+        text.push('\n');
+    }
+    std::fs::write(&path, text).map_err(|e| format!("{}: {e}", path.display()))
+}
+
 fn warnings(log: &str) -> usize {
     log.lines().filter(|l| l.contains("\"WARN\"")).count()
 }
@@ -416,6 +439,9 @@ async fn run(options: Options) -> Result<Summary, String> {
     let sim_cpu = process::own().cpu_seconds - sim_cpu_before;
     let watch_after = observer.totals();
     let records = cluster.kube.request_log();
+    if options.dump_requests {
+        dump_requests(&records, &options.label)?;
+    }
     let calls = cluster.roma.calls();
     let n = options.objects as f64;
     let span = calls

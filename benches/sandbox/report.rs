@@ -24,6 +24,12 @@ pub struct VerbCost {
     pub bytes_in: f64,
     /// Response body bytes per reset (0 for watches: see `watch_bytes_per_reset`).
     pub bytes_out: f64,
+    /// Mean time the simulator took to answer one (for a watch: to send the head), in ms.
+    pub mean_ms: f64,
+    #[serde(skip)]
+    count: u64,
+    #[serde(skip)]
+    micros: u64,
 }
 
 /// Per `verb resource[/subresource]` and per verb, divided by `resets`.
@@ -49,7 +55,12 @@ pub fn api_costs(
             cost.requests += 1.0 / per;
             cost.bytes_in += r.bytes_in as f64 / per;
             cost.bytes_out += r.bytes_out as f64 / per;
+            cost.count += 1;
+            cost.micros += r.duration_micros;
         }
+    }
+    for cost in detail.values_mut().chain(by_verb.values_mut()) {
+        cost.mean_ms = cost.micros as f64 / cost.count.max(1) as f64 / 1000.0;
     }
     (detail, by_verb)
 }

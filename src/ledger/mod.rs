@@ -5,10 +5,15 @@
 //! one data key per run (`name.spechash`), pruned after the retention period on every write.
 //! An entry is reserved (outcome empty) before the call and completed after it; an entry left
 //! empty by a crash reads as ambiguous.
+//!
+//! This process keeps the last version of each shard it read or wrote, so a reservation and
+//! its completion cost one write each instead of a read and a write: every write still carries
+//! the shard's resourceVersion, so a copy made stale by another writer (another replica, a
+//! person) fails with a conflict and the shard is read afresh.
 
 mod entry;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
 use jiff::Timestamp;
@@ -85,12 +90,15 @@ impl Runner {
 /// optimistic lock).
 const WRITE_LOCKS: usize = 64;
 
+/// The last known version of the shards behind one lock, by (namespace, ConfigMap name).
+type KnownShards = HashMap<(String, String), ConfigMap>;
+
 /// The ledger of every namespace, reached through the Kubernetes API.
 #[derive(Clone)]
 pub struct Ledger {
     client: kube::Client,
     retention: Duration,
-    locks: std::sync::Arc<[tokio::sync::Mutex<()>]>,
+    locks: std::sync::Arc<[tokio::sync::Mutex<KnownShards>]>,
 }
 
 impl Ledger {
@@ -100,12 +108,12 @@ impl Ledger {
             client,
             retention,
             locks: (0..WRITE_LOCKS)
-                .map(|_| tokio::sync::Mutex::new(()))
+                .map(|_| tokio::sync::Mutex::new(KnownShards::new()))
                 .collect(),
         }
     }
 
-    fn lock_for(&self, namespace: &str, configmap: &str) -> &tokio::sync::Mutex<()> {
+    fn lock_for(&self, namespace: &str, configmap: &str) -> &tokio::sync::Mutex<KnownShards> {
         use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
         let hash = BuildHasherDefault::<DefaultHasher>::default().hash_one((namespace, configmap));
         // The modulo keeps the index below the slice's length.
@@ -173,14 +181,19 @@ impl Ledger {
     ) -> Result<(), LedgerError> {
         let name = key.configmap();
         let api: Api<ConfigMap> = Api::namespaced(self.client.clone(), &key.namespace);
-        let _serialised = self.lock_for(&key.namespace, &name).lock().await;
+        let mut known = self.lock_for(&key.namespace, &name).lock().await;
+        let shard = (key.namespace.clone(), name.clone());
         let fail = |source| LedgerError::Api {
             namespace: key.namespace.clone(),
             configmap: name.clone(),
             source,
         };
         for _ in 0..MAX_CONFLICTS {
-            let current = api.get_opt(&name).await.map_err(fail)?;
+            // Taken out: a failed write leaves no copy behind, and the next try reads afresh.
+            let (current, copy) = match known.remove(&shard) {
+                Some(cm) => (Some(cm), true),
+                None => (api.get_opt(&name).await.map_err(fail)?, false),
+            };
             let data = current
                 .as_ref()
                 .and_then(|cm| cm.data.clone())
@@ -190,6 +203,13 @@ impl Ledger {
                 debug!(configmap = %name, dropped, "pruned ledger entries past retention");
             }
             if !change(&mut entries) {
+                if copy {
+                    // Decided on a copy without writing: confirm on a fresh read.
+                    continue;
+                }
+                if let Some(cm) = current {
+                    known.insert(shard, cm);
+                }
                 return Ok(());
             }
             let compacted = entry::compact(&mut entries);
@@ -223,8 +243,14 @@ impl Ledger {
                 }
             };
             match result {
-                Ok(_) => return Ok(()),
+                Ok(mut written) => {
+                    written.metadata.managed_fields = None;
+                    known.insert(shard, written);
+                    return Ok(());
+                }
                 Err(kube::Error::Api(status)) if status.code == 409 => continue,
+                // The copy's ConfigMap was deleted meanwhile: read afresh (and create it).
+                Err(kube::Error::Api(status)) if status.code == 404 && copy => continue,
                 Err(source) => return Err(fail(source)),
             }
         }
