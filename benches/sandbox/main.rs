@@ -196,6 +196,10 @@ impl Cluster {
     async fn start(options: &Options, dir: &std::path::Path) -> Result<Self, String> {
         let kube = KubeApiServer::start(KubeApiConfig {
             request_log_limit: 1_000_000,
+            // The backlog writes ~2,500 objects/s (status, ledger, events). The default 5,000
+            // events of watch history is two seconds of that: a watch that falls behind for a
+            // moment must relist 10,000 objects. kube-apiserver's watch cache holds minutes.
+            history_limit: 100_000,
             ..KubeApiConfig::default()
         })
         .await
@@ -486,6 +490,19 @@ async fn run(options: Options) -> Result<Summary, String> {
         controller_cpu_seconds_per_1000: after.cpu_seconds / n * 1000.0,
         simulators_cpu_seconds_per_1000: sim_cpu / n * 1000.0,
         peak_rss_mib: mib(after.hwm_bytes),
+        api_errors: records.iter().filter(|r| r.status >= 400).fold(
+            BTreeMap::new(),
+            |mut errors, r| {
+                *errors
+                    .entry(format!("{} {}: {}", r.verb, r.resource, r.status))
+                    .or_default() += 1;
+                errors
+            },
+        ),
+        taskreset_list_pages: records
+            .iter()
+            .filter(|r| r.verb == "list" && r.resource == "taskresets.fdi.roma.io")
+            .count() as u64,
         controller_warnings: warnings(&first.log()),
         observer_rewatches: watch_after.rewatches + watch_after.relists,
     };

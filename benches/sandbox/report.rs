@@ -116,6 +116,10 @@ pub struct Cost {
     pub simulators_cpu_seconds_per_1000: f64,
     /// Controller VmHWM after the backlog.
     pub peak_rss_mib: f64,
+    /// Error answers by `verb resource: status` (409s are lost optimistic-lock races).
+    pub api_errors: BTreeMap<String, u64>,
+    /// List requests on TaskResets (pages; more than one list means a relist).
+    pub taskreset_list_pages: u64,
     /// Warnings in the controller's log.
     pub controller_warnings: usize,
     /// Watches the observer re-opened / relists it made (0 expected).
@@ -303,6 +307,16 @@ pub fn table(s: &Summary) -> String {
         &mut out,
         "   watch bytes per reset",
         format!("{:.0}", c.watch_bytes_per_reset),
+    );
+    row(
+        &mut out,
+        "   API error answers (all kinds)",
+        format!("{}", c.api_errors.values().sum::<u64>()),
+    );
+    row(
+        &mut out,
+        "   TaskReset list pages (20 = one list of 10,000)",
+        format!("{}", c.taskreset_list_pages),
     );
     row(
         &mut out,

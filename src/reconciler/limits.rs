@@ -122,6 +122,13 @@ impl Limits {
         }
     }
 
+    /// How many reconciles may run at once: twice the call slots (so a freed slot is taken at
+    /// once and statuses that need no call are still written) plus a few, never thousands of
+    /// API requests at once when a backlog is listed.
+    pub fn reconciles(&self) -> u16 {
+        u16::try_from(self.max_concurrent.saturating_mul(2).saturating_add(16)).unwrap_or(u16::MAX)
+    }
+
     /// Calls in flight right now.
     pub fn in_flight(&self) -> usize {
         self.max_concurrent
@@ -191,6 +198,13 @@ mod tests {
             .await
             .expect("slot freed")
             .expect("join");
+    }
+
+    #[test]
+    fn reconciles_follow_the_call_slots_and_fit_the_controller_setting() {
+        assert_eq!(Limits::new(1, 0.0).reconciles(), 18);
+        assert_eq!(Limits::new(64, 0.0).reconciles(), 144);
+        assert_eq!(Limits::new(100_000, 0.0).reconciles(), u16::MAX);
     }
 
     #[tokio::test(start_paused = true)]

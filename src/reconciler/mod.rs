@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use kube::runtime::events::{Recorder, Reporter};
-use kube::runtime::{Controller, WatchStreamExt, reflector, watcher};
+use kube::runtime::{Controller, WatchStreamExt, controller, reflector, watcher};
 use kube::{Api, Client};
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
@@ -172,7 +172,8 @@ async fn run_controller(
         .modify(cache::trim)
         .reflect(writer)
         .applied_objects();
-    let controller = Controller::for_stream(objects, store.clone());
+    let controller = Controller::for_stream(objects, store.clone())
+        .with_config(controller::Config::default().concurrency(ctx.limits.reconciles()));
     let ready = tokio::spawn({
         let health = Arc::clone(&health);
         async move {
