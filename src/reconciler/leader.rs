@@ -60,20 +60,51 @@ impl Leadership {
     }
 }
 
-/// Start competing for the lease.
+/// How long start-up keeps retrying transient failures to read or create the Lease.
+const STARTUP_PATIENCE: Duration = Duration::from_secs(60);
+
+/// Start competing for the lease. Reading (or creating) the Lease at start-up is retried with
+/// backoff while the API server fails transiently (5xx, 429, unreachable), as client-go's
+/// leader election does: one failed request must not end the process. Other errors (RBAC
+/// 403, ...) and failures past [`STARTUP_PATIENCE`] are returned at once.
 pub async fn elect(client: Client, config: &LeaseConfig) -> Result<Leadership, LeaderError> {
-    let manager = LeaseManagerBuilder::new(client, &config.name)
-        .with_namespace(&config.namespace)
-        .with_identity(&config.holder)
-        .with_duration(config.duration.as_secs().max(2))
-        .with_grace(config.grace.as_secs().max(1))
-        .build()
-        .await
-        .map_err(|source| LeaderError {
-            namespace: config.namespace.clone(),
-            name: config.name.clone(),
-            source,
-        })?;
+    let deadline = tokio::time::Instant::now() + STARTUP_PATIENCE;
+    let mut pause = Duration::from_millis(200);
+    let manager = loop {
+        let built = LeaseManagerBuilder::new(client.clone(), &config.name)
+            .with_namespace(&config.namespace)
+            .with_identity(&config.holder)
+            .with_duration(config.duration.as_secs().max(2))
+            .with_grace(config.grace.as_secs().max(1))
+            .build()
+            .await;
+        match built {
+            Ok(manager) => break manager,
+            Err(source) if transient(&source) && tokio::time::Instant::now() < deadline => {
+                warn!(error = %source, retry_in = ?pause, "could not read the leader Lease; retrying");
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(Duration::from_secs(5));
+            }
+            Err(source) => {
+                return Err(LeaderError {
+                    namespace: config.namespace.clone(),
+                    name: config.name.clone(),
+                    source,
+                });
+            }
+        }
+    };
     let (receiver, task) = manager.watch().await;
     Ok(Leadership { receiver, task })
+}
+
+/// A failure worth retrying: the API server erred, throttled, or could not be reached.
+fn transient(error: &LeaseManagerError) -> bool {
+    match error {
+        LeaseManagerError::KubeError(kube::Error::Api(status)) => {
+            status.code >= 500 || status.code == 429
+        }
+        LeaseManagerError::KubeError(kube::Error::HyperError(_) | kube::Error::Service(_)) => true,
+        _ => false,
+    }
 }
