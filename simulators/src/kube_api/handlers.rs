@@ -201,16 +201,17 @@ fn get(ctx: &Ctx<'_>, rt: &ResourceType, version: &str) -> Result<Reply, ApiErro
     respond_object(ctx, rt, version, &obj, 200)
 }
 
-/// A continue token: the last (namespace, name) returned, hex-encoded.
-fn encode_continue(ns: &str, name: &str) -> String {
-    hex_encode(format!("{ns}/{name}").as_bytes())
+/// A continue token: the list's resourceVersion and the last (namespace, name) returned,
+/// hex-encoded.
+fn encode_continue(rv: u64, ns: &str, name: &str) -> String {
+    hex_encode(format!("{rv}/{ns}/{name}").as_bytes())
 }
 
 fn hex_encode(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-fn decode_continue(token: &str) -> Result<(String, String), ApiError> {
+fn decode_continue(token: &str) -> Result<(u64, (String, String)), ApiError> {
     let bad = || ApiError::bad_request(format!("invalid continue token {token:?}"));
     if !token.len().is_multiple_of(2) {
         return Err(bad());
@@ -220,8 +221,10 @@ fn decode_continue(token: &str) -> Result<(String, String), ApiError> {
         .map(|i| u8::from_str_radix(token.get(i..i + 2).unwrap_or(""), 16))
         .collect();
     let text = String::from_utf8(bytes.map_err(|_| bad())?).map_err(|_| bad())?;
-    let (ns, name) = text.split_once('/').ok_or_else(bad)?;
-    Ok((ns.to_string(), name.to_string()))
+    let (rv, rest) = text.split_once('/').ok_or_else(bad)?;
+    let rv = rv.parse::<u64>().map_err(|_| bad())?;
+    let (ns, name) = rest.split_once('/').ok_or_else(bad)?;
+    Ok((rv, (ns.to_string(), name.to_string())))
 }
 
 fn list(ctx: &Ctx<'_>, rt: &ResourceType, version: &str) -> Result<Reply, ApiError> {
@@ -239,7 +242,23 @@ fn list(ctx: &Ctx<'_>, rt: &ResourceType, version: &str) -> Result<Reply, ApiErr
         .transpose()?;
     let namespace = ctx.req.namespace.as_deref();
     let store = ctx.shared.store();
-    let rv = store.current_rv();
+    // Every page of a list carries the first page's resourceVersion, as in kube-apiserver, so
+    // a watch from it replays whatever changed while the pages were read. (kube-apiserver also
+    // serves the later pages as of that version; here they show the objects as they are now,
+    // and the replayed events bring a cache to the same state.)
+    let rv = match &after {
+        Some((rv, _)) if *rv < store.compacted_rv() => {
+            return Err(ApiError::new(
+                410,
+                "Expired",
+                "The provided continue parameter is too old to display a consistent list result. \
+                 You can start a new list without the continue parameter.",
+            ));
+        }
+        Some((rv, _)) => *rv,
+        None => store.current_rv(),
+    };
+    let after = after.map(|(_, key)| key);
     let pinned = fields.pinned_name().map(str::to_string);
     let mut items: Vec<Value> = Vec::new();
     let mut next: Option<String> = None;
@@ -261,7 +280,7 @@ fn list(ctx: &Ctx<'_>, rt: &ResourceType, version: &str) -> Result<Reply, ApiErr
         }
         items.push(present(obj, rt, version));
         if limit.is_some_and(|l| items.len() >= l) {
-            next = Some(encode_continue(ns, name));
+            next = Some(encode_continue(rv, ns, name));
         }
     }
     drop(store);
@@ -1315,12 +1334,13 @@ mod tests {
 
     #[test]
     fn continue_tokens_round_trip() {
-        let token = encode_continue("ns", "name-1");
+        let token = encode_continue(42, "ns", "name-1");
         assert_eq!(
             decode_continue(&token).ok(),
-            Some(("ns".to_string(), "name-1".to_string()))
+            Some((42, ("ns".to_string(), "name-1".to_string())))
         );
         assert!(decode_continue("zz").is_err());
+        assert!(decode_continue(&hex_encode(b"ns/name-1")).is_err());
     }
 
     #[test]

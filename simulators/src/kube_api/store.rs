@@ -88,6 +88,12 @@ impl Store {
         self.rv
     }
 
+    /// Changes up to this resourceVersion are forgotten: a list or watch from an older one
+    /// gets 410 Expired.
+    pub fn compacted_rv(&self) -> u64 {
+        self.compacted_rv
+    }
+
     pub fn get(&self, key: &TypeKey, namespace: &str, name: &str) -> Option<Arc<Value>> {
         self.objects
             .get(key)?
