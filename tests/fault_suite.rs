@@ -28,6 +28,7 @@ use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
 use plan::{Cred, Knobs, ObjectPlan};
 use support::{Env, NS, Proc};
 use taskreset_controller::api::{Phase, TaskReset};
+use taskreset_simulators::kube_api::RequestRecord;
 use taskreset_simulators::roma::AuthKind;
 use verify::{Evidence, GenOutcome};
 
@@ -176,39 +177,79 @@ impl Processes<'_> {
 }
 
 /// Both simulators' fault injection, and how often each knob was turned.
+/// The steps of a history expiry.
+enum Outage {
+    /// Watches work.
+    None,
+    /// TaskReset watches are ended and refused.
+    Refusing,
+    /// The history is forgotten; watches are let through again after this instant.
+    Expired(Instant),
+}
+
 struct Chaos {
     rng: fastrand::Rng,
     next_history_expiry: Instant,
+    /// Where the history expiry is.
+    watch_outage: Outage,
     next_token_expiry: Instant,
-    history_expiries: usize,
+    /// (when, the first resourceVersion still watchable) of every history expiry.
+    expiries: Vec<(jiff::Timestamp, u64)>,
     token_expiries: usize,
 }
 
 impl Chaos {
     fn start(env: &Env, seed: u64) -> Self {
-        let faults = env.kube.faults();
-        faults.fail_share("update", "taskresets.fdi.roma.io/status", 0.08, 409);
-        faults.fail_share("*", "*", 0.02, 500);
-        faults.latency(Duration::from_millis(3));
-        faults.drop_watches_every(Duration::from_secs(3));
+        Self::base(env);
         env.roma.set_latency(Duration::from_millis(10));
         let mut rng = fastrand::Rng::with_seed(seed ^ 0xC4A0_5000);
         let now = Instant::now();
         Self {
             next_history_expiry: now + jitter(&mut rng, 4.0, 7.0),
+            watch_outage: Outage::None,
             next_token_expiry: now + jitter(&mut rng, 5.0, 9.0),
             rng,
-            history_expiries: 0,
+            expiries: Vec::new(),
             token_expiries: 0,
         }
     }
 
+    /// The faults that are always on.
+    fn base(env: &Env) {
+        let faults = env.kube.faults();
+        faults.clear();
+        faults.fail_share("update", "taskresets.fdi.roma.io/status", 0.08, 409);
+        faults.fail_share("*", "*", 0.02, 500);
+        faults.latency(Duration::from_millis(3));
+        faults.drop_watches_every(Duration::from_secs(3));
+    }
+
     fn tick(&mut self, env: &Env) {
         let now = Instant::now();
-        if now >= self.next_history_expiry {
-            env.kube.faults().expire_history();
-            self.history_expiries += 1;
-            self.next_history_expiry = now + jitter(&mut self.rng, 4.0, 7.0);
+        // The history expiry: end the TaskReset watches and refuse new ones; once the streams
+        // are closed (the next tick), forget the history; a moment later, let watches through
+        // again. The re-watch then comes from a forgotten resourceVersion (410 Expired) and the
+        // controller has to list again. (Expired while a stream is open, the busy stream
+        // would often hand the client a newer resourceVersion before it closes.)
+        match self.watch_outage {
+            Outage::None if now >= self.next_history_expiry => {
+                let faults = env.kube.faults();
+                faults.fail_share("watch", "taskresets.fdi.roma.io", 1.0, 500);
+                faults.drop_watches_now();
+                self.watch_outage = Outage::Refusing;
+                self.next_history_expiry = now + jitter(&mut self.rng, 4.0, 7.0);
+            }
+            Outage::Refusing => {
+                env.kube.faults().expire_history();
+                self.expiries
+                    .push((jiff::Timestamp::now(), env.kube.current_resource_version()));
+                self.watch_outage = Outage::Expired(now + Duration::from_millis(500));
+            }
+            Outage::Expired(until) if now >= until => {
+                Self::base(env);
+                self.watch_outage = Outage::None;
+            }
+            _ => {}
         }
         if now >= self.next_token_expiry {
             // Every token dies (the IAM-issued ones too); the static one is issued again, as
@@ -218,6 +259,35 @@ impl Chaos {
             self.token_expiries += 1;
             self.next_token_expiry = now + jitter(&mut self.rng, 5.0, 9.0);
         }
+    }
+}
+
+impl Chaos {
+    /// TaskReset watches that asked for a resourceVersion forgotten by then: each got 410
+    /// Expired and sent the controller back to a fresh list.
+    fn expired_rewatches(&self, requests: &[RequestRecord]) -> usize {
+        requests
+            .iter()
+            .filter(|r| {
+                r.verb == "watch" && r.status == 200 && r.resource.starts_with("taskresets")
+            })
+            .filter(|r| {
+                let (Ok(at), Some(rv)) = (
+                    r.time.parse::<jiff::Timestamp>(),
+                    r.query
+                        .split('&')
+                        .find_map(|kv| kv.strip_prefix("resourceVersion="))
+                        .and_then(|v| v.parse::<u64>().ok()),
+                ) else {
+                    return false;
+                };
+                self.expiries
+                    .iter()
+                    .rev()
+                    .find(|(when, _)| *when <= at)
+                    .is_some_and(|(_, watchable)| rv < *watchable)
+            })
+            .count()
     }
 }
 
@@ -637,18 +707,24 @@ async fn the_guarantee_holds_under_faults_kills_and_failover() {
 
     // The report.
     let requests = env.kube.request_log();
+    let expired_rewatches = chaos.expired_rewatches(&requests);
+    let taskreset_requests = |verb: &str| {
+        requests
+            .iter()
+            .filter(|r| r.verb == verb && r.resource.starts_with("taskresets"))
+            .count()
+    };
     let injected = |status: u16| {
         requests
             .iter()
             .filter(|r| r.injected && r.status == status)
             .count()
     };
-    let counters = env.kube.counters();
     let by_auth = |kind: AuthKind| calls.iter().filter(|c| c.auth == kind).count();
     let roma_faults: BTreeMap<_, _> = found.faults.clone();
     report!(
         "fault-suite report: seed={seed} objects={OBJECTS} generations={} calls={} (attributed {}, executed {}, gateway 401 on expired tokens {}, by auth: token {} iam {} aksk {}) iam_token_exchanges={} \
-         faults: roma {roma_faults:?} token_expiries={} | kube injected_500={} injected_409={} watch_drops_every=3s watches={} history_expiries={} taskreset_lists={} | \
+         faults: roma {roma_faults:?} token_expiries={} | kube injected_500={} injected_409={} watch_drops_every=3s taskreset_watches={} history_expiries={} (410 on re-watch {expired_rewatches}) taskreset_lists={} (controller starts {}) | \
          kills={} (restarts {restarts}, leader kills {leader_kills}, takeovers {}) outcomes={:?} \
          duplicates={} ledger_duplicates={} calls_after_terminal={} wrong_statuses={} unattributable={} ledger_mismatches={} ledger_open={} secret_leaks={} \
          calls_during_stop={calls_during_stop} unclean_stops={} log_lines={log_lines} spec_edits={patches} time: phase A {:.1}s, phase B {:.1}s, total {:.1}s",
@@ -664,12 +740,10 @@ async fn the_guarantee_holds_under_faults_kills_and_failover() {
         chaos.token_expiries,
         injected(500),
         injected(409),
-        counters.get("watch").copied().unwrap_or(0),
-        chaos.history_expiries,
-        counters
-            .get("list:taskresets.fdi.roma.io")
-            .copied()
-            .unwrap_or(0),
+        taskreset_requests("watch"),
+        chaos.expiries.len(),
+        taskreset_requests("list"),
+        procs.spawned,
         procs.kills.len(),
         takeovers.len(),
         found.outcomes,
