@@ -110,11 +110,18 @@ impl KubeApiServer {
         let router = super::http::router(shared.clone());
         let mut stop = shutdown_rx.clone();
         let server = tokio::spawn(async move {
-            let result = axum::serve(listener, router)
-                .with_graceful_shutdown(async move {
-                    let _ = stop.wait_for(|s| *s).await;
-                })
-                .await;
+            // TCP_NODELAY on every connection, as Go's net/http (kube-apiserver) does: without
+            // it, delayed ACKs hold some answers back by 40 ms.
+            let result = axum::serve(
+                axum::serve::ListenerExt::tap_io(listener, |tcp| {
+                    let _ = tcp.set_nodelay(true);
+                }),
+                router,
+            )
+            .with_graceful_shutdown(async move {
+                let _ = stop.wait_for(|s| *s).await;
+            })
+            .await;
             if let Err(e) = result {
                 tracing::warn!(error = %e, "kube API simulator stopped with an error");
             }
