@@ -31,6 +31,18 @@ const LABELS: [(&str, &str); 2] = [
     ("app.kubernetes.io/managed-by", "taskreset-controller"),
     ("app.kubernetes.io/component", "ledger"),
 ];
+/// Retries of a ledger read or write that failed for a passing reason (5xx, 429, no
+/// connection), so a blip between the call and its completion does not leave the entry open.
+const TRANSIENT_RETRIES: usize = 4;
+
+/// Whether an API failure may pass by itself.
+fn is_transient(error: &kube::Error) -> bool {
+    match error {
+        kube::Error::Api(status) => status.code == 429 || status.code >= 500,
+        _ => true,
+    }
+}
+
 /// Optimistic-lock retries before a ledger write gives up.
 const MAX_CONFLICTS: usize = 20;
 
@@ -188,11 +200,23 @@ impl Ledger {
             configmap: name.clone(),
             source,
         };
+        let mut pause = Duration::from_millis(100);
+        let mut transient_tries = TRANSIENT_RETRIES;
         for _ in 0..MAX_CONFLICTS {
             // Taken out: a failed write leaves no copy behind, and the next try reads afresh.
-            let (current, copy) = match known.remove(&shard) {
-                Some(cm) => (Some(cm), true),
-                None => (api.get_opt(&name).await.map_err(fail)?, false),
+            let read = match known.remove(&shard) {
+                Some(cm) => Ok((Some(cm), true)),
+                None => api.get_opt(&name).await.map(|cm| (cm, false)),
+            };
+            let (current, copy) = match read {
+                Ok(read) => read,
+                Err(source) if is_transient(&source) && transient_tries > 0 => {
+                    transient_tries -= 1;
+                    tokio::time::sleep(pause).await;
+                    pause *= 2;
+                    continue;
+                }
+                Err(source) => return Err(fail(source)),
             };
             let data = current
                 .as_ref()
@@ -251,6 +275,11 @@ impl Ledger {
                 Err(kube::Error::Api(status)) if status.code == 409 => continue,
                 // The copy's ConfigMap was deleted meanwhile: read afresh (and create it).
                 Err(kube::Error::Api(status)) if status.code == 404 && copy => continue,
+                Err(source) if is_transient(&source) && transient_tries > 0 => {
+                    transient_tries -= 1;
+                    tokio::time::sleep(pause).await;
+                    pause *= 2;
+                }
                 Err(source) => return Err(fail(source)),
             }
         }

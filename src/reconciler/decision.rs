@@ -396,7 +396,17 @@ pub fn already_executed(tr: &TaskReset, entry: &Entry, now: Timestamp) -> Update
 /// number, `lastAttemptTime` = now. Written with the decided-on resourceVersion as
 /// precondition by the caller.
 pub fn claim(tr: &TaskReset, attempt: &Attempt, now: Timestamp) -> TaskResetStatus {
-    let (_, mut status, _) = current_status(tr);
+    let (_, status, _) = current_status(tr);
+    // The previous attempt's answer goes: a claim that is later declared Interrupted must not
+    // show it as if it were this attempt's.
+    let mut status = TaskResetStatus {
+        message: None,
+        error_code: None,
+        error_message: None,
+        http_status: None,
+        request_id: None,
+        ..status
+    };
     status.attempts = Some(attempt.number);
     status.start_time.get_or_insert(Time(now));
     status.last_attempt_time = Some(Time(now));
@@ -436,14 +446,8 @@ pub fn record(
     policy: &Policy,
     jitter: f64,
 ) -> Update {
-    let mut status = TaskResetStatus {
-        message: None,
-        error_code: None,
-        error_message: None,
-        http_status: None,
-        request_id: None,
-        ..claimed.clone()
-    };
+    // The claim carries no answer fields: `describe` sets this attempt's.
+    let mut status = claimed.clone();
     let detail = describe(outcome, &mut status);
     let n = attempt.number;
     let retry_allowed = match class {

@@ -384,17 +384,36 @@ fn rejected_credentials_wait_long_and_stay_pending() {
 
 #[test]
 fn a_young_claim_is_waited_on_and_an_old_one_is_interrupted() {
-    let tr = object(1, None);
+    // The previous attempt was throttled; its answer must not outlive the next claim.
+    let tr = object(
+        1,
+        Some(TaskResetStatus {
+            http_status: Some(429),
+            error_code: Some("APIGW.0308".into()),
+            request_id: Some("old".into()),
+            ..status(1, Phase::Retrying)
+        }),
+    );
     let attempt = attempt_of(decide(&tr, now(), &policy()));
-    let tr = object(1, Some(claim(&tr, &attempt, now())));
+    assert_eq!(attempt.number, 2);
+    let claimed = claim(&tr, &attempt, now());
+    assert_eq!(
+        (claimed.error_code.as_deref(), claimed.request_id.as_deref()),
+        (None, None)
+    );
+    let tr = object(1, Some(claimed));
     assert_eq!(
         decide(&tr, ts("2026-11-29T12:01:00Z"), &policy()),
         Decision::Wait(Duration::from_secs(30))
     );
     let update = write(decide(&tr, ts("2026-11-29T12:01:30Z"), &policy()));
     assert_eq!(update.status.phase, Some(Phase::Unknown));
+    assert_eq!(
+        update.status.http_status, None,
+        "no answer is shown for an interrupted attempt"
+    );
     assert_eq!(ready(&update.status), ("False", "Interrupted"));
-    assert_eq!(update.status.attempts, Some(1), "no new attempt is counted");
+    assert_eq!(update.status.attempts, Some(2), "no new attempt is counted");
     assert_eq!(update.note.expect("event").reason, "ResetInterrupted");
 }
 

@@ -122,7 +122,10 @@ pub async fn run(
         .await;
         return Ok(());
     };
-    let mut leadership = leader::elect(ctx.client.clone(), &lease).await?;
+    let mut leadership = tokio::select! {
+        elected = leader::elect(ctx.client.clone(), &lease) => elected?,
+        () = shutdown.cancelled() => return Ok(()),
+    };
     loop {
         info!(holder = %lease.holder, "standing by for the leader lease");
         mark(false);
