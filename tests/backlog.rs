@@ -27,12 +27,7 @@ async fn a_backlog_is_reconciled_a_bounded_number_at_a_time() {
     // While the first call is held, only the reconciles allowed to run have read their
     // credentials (2 x 1 slot + 16 = 18), not the whole backlog.
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let secret_reads = env
-        .kube
-        .counters()
-        .get("get:secrets")
-        .copied()
-        .unwrap_or(0);
+    let secret_reads = env.kube.counters().get("get:secrets").copied().unwrap_or(0);
     assert!(
         (1..=18).contains(&secret_reads),
         "{secret_reads} credential reads while one call is in flight"
