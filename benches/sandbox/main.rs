@@ -586,6 +586,14 @@ async fn run(options: Options) -> Result<Summary, String> {
         rss_mib: mib(end.rss_bytes),
     };
     let warnings_second = warnings(&second.log());
+    let leaked = [first.log(), second.log()]
+        .iter()
+        .any(|log| log.contains(TOKEN));
+    if leaked {
+        summary
+            .problems
+            .push("the credentials token appears in a controller log".to_owned());
+    }
     second.terminate(Duration::from_secs(60)).await?;
 
     // --- checks --------------------------------------------------------------------------------

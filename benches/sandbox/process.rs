@@ -179,7 +179,7 @@ impl Controller {
     }
 
     /// SIGTERM, then wait (at most `within`, then SIGKILL); how long the shutdown took.
-    pub async fn terminate(mut self, within: Duration) -> Result<Duration, String> {
+    pub async fn terminate(&mut self, within: Duration) -> Result<Duration, String> {
         let asked = Instant::now();
         let status = Command::new("kill")
             .args(["-TERM", &self.pid().to_string()])
