@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Args;
-use kube::runtime::events::Reporter;
+use kube::runtime::events::{Recorder, Reporter};
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info};
 
@@ -282,7 +282,7 @@ pub async fn start(
         instance: Some(args.holder()),
     };
     let ctx = Arc::new(Context {
-        recorder: reconciler::recorder(client.clone(), reporter),
+        recorder: Recorder::new(client.clone(), reporter),
         ledger: crate::ledger::Ledger::new(client.clone(), args.ledger_retention),
         client,
         roma,

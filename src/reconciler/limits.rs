@@ -130,13 +130,15 @@ impl Limits {
     }
 
     /// Calls in flight right now.
-    pub fn in_flight(&self) -> usize {
+    #[cfg(test)]
+    fn in_flight(&self) -> usize {
         self.max_concurrent
             .saturating_sub(self.concurrent.available_permits())
     }
 
-    /// Targets currently locked or waited for (for tests and metrics).
-    pub fn targets_held(&self) -> usize {
+    /// Targets currently locked or waited for.
+    #[cfg(test)]
+    fn targets_held(&self) -> usize {
         self.targets
             .lock()
             .unwrap_or_else(PoisonError::into_inner)

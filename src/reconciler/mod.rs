@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
-use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::events::Recorder;
 use kube::runtime::{Controller, WatchStreamExt, controller, reflector, watcher};
 use kube::{Api, Client};
 use tokio_util::sync::CancellationToken;
@@ -92,11 +92,6 @@ pub struct RunConfig {
     pub namespace: Option<String>,
     /// Leader election, if enabled.
     pub lease: Option<LeaseConfig>,
-}
-
-/// Build the event recorder for `client`.
-pub fn recorder(client: Client, reporter: Reporter) -> Recorder {
-    Recorder::new(client, reporter)
 }
 
 /// Run the controller until `shutdown` is cancelled. With leader election, reconcile only

@@ -263,40 +263,34 @@ impl RomaClient {
                     max_body_bytes: self.inner.config.max_body_bytes,
                 };
                 let margin = self.inner.config.token_refresh_margin;
-                let token = match self
-                    .inner
-                    .tokens
-                    .get_or_fetch(&key, margin, || iam::exchange(exchange()))
-                    .await
-                {
-                    Ok(token) => token,
-                    Err(outcome) => return outcome,
-                };
-                let first = self.send(&url, request, &body, Auth::Token(&token)).await;
-                let first = scrub_outcome(first, &[token.expose()]);
-                if !matches!(
-                    first,
-                    ResetOutcome::HttpError {
-                        http_status: 401,
-                        ..
+                let mut refreshed = false;
+                loop {
+                    let token = match self
+                        .inner
+                        .tokens
+                        .get_or_fetch(&key, margin, || iam::exchange(exchange()))
+                        .await
+                    {
+                        Ok(token) => token,
+                        Err(outcome) => return outcome,
+                    };
+                    let answer = self.send(&url, request, &body, Auth::Token(&token)).await;
+                    let answer = scrub_outcome(answer, &[token.expose()]);
+                    let rejected = matches!(
+                        answer,
+                        ResetOutcome::HttpError {
+                            http_status: 401,
+                            ..
+                        }
+                    );
+                    if refreshed || !rejected {
+                        return answer;
                     }
-                ) {
-                    return first;
+                    // The token died early (password or permission change): one fresh try.
+                    tracing::debug!(task_id = %request.task_id, "ROMA answered 401: refreshing the IAM token once");
+                    self.inner.tokens.invalidate(&key, &token).await;
+                    refreshed = true;
                 }
-                // The token died early (password or permission change): one fresh try.
-                tracing::debug!(task_id = %request.task_id, "ROMA answered 401: refreshing the IAM token once");
-                self.inner.tokens.invalidate(&key, &token).await;
-                let token = match self
-                    .inner
-                    .tokens
-                    .get_or_fetch(&key, margin, || iam::exchange(exchange()))
-                    .await
-                {
-                    Ok(token) => token,
-                    Err(outcome) => return outcome,
-                };
-                let second = self.send(&url, request, &body, Auth::Token(&token)).await;
-                scrub_outcome(second, &[token.expose()])
             }
         }
     }

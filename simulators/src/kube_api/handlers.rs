@@ -7,6 +7,7 @@ use super::managed_fields::{self, Scope, Writer};
 use super::patch::{PatchType, json_patch, merge_patch, strategic_merge_patch};
 use super::registry::{Builtin, ResourceType, TypeKey, VersionInfo};
 use super::request::{ResourceRequest, query_flag};
+use super::schema::Schema;
 use super::selector::{FieldSelector, LabelSelector};
 use super::server::Shared;
 use super::store::Store;
@@ -627,7 +628,7 @@ fn create(ctx: &Ctx<'_>, rt: &ResourceType, version: &str) -> Result<Reply, ApiE
         version,
         obj,
         &mut warnings,
-        Creation::Update(&writer_name),
+        Ownership::Update(&writer_name),
         &now,
     )?;
     Ok(Reply::Json {
@@ -637,13 +638,6 @@ fn create(ctx: &Ctx<'_>, rt: &ResourceType, version: &str) -> Result<Reply, ApiE
     })
 }
 
-enum Creation<'a> {
-    /// A create: the writer owns every field it set.
-    Update(&'a str),
-    /// An apply that created the object: its entries are already computed.
-    Applied(Vec<managed_fields::Entry>),
-}
-
 /// Creates an object (shared by POST and apply-creates).
 fn create_object(
     ctx: &Ctx<'_>,
@@ -651,7 +645,7 @@ fn create_object(
     version: &str,
     mut obj: Value,
     warnings: &mut Vec<String>,
-    creation: Creation<'_>,
+    creation: Ownership<'_>,
     now: &str,
 ) -> Result<Value, ApiError> {
     let namespace = namespace_of(ctx);
@@ -708,27 +702,13 @@ fn create_object(
     check_invalid(rt, version, &obj, None)?;
     let schema = version_info(rt, version)?.schema.clone();
     let api_version = rt.api_version(version);
-    let entries = match creation {
-        Creation::Update(name) => {
-            let mut entries = Vec::new();
-            let writer = Writer {
-                manager: name,
-                api_version: &api_version,
-                subresource: "",
-                time: now,
-            };
-            managed_fields::record_update(
-                &mut entries,
-                &writer,
-                None,
-                &obj,
-                schema.as_deref(),
-                scope_of(rt, None),
-            );
-            entries
-        }
-        Creation::Applied(entries) => entries,
+    let writer = Writer {
+        manager: "",
+        api_version: &api_version,
+        subresource: "",
+        time: now,
     };
+    let entries = creation.into_entries(writer, None, &obj, schema.as_deref(), scope_of(rt, None));
     managed_fields::write_entries(&mut obj, &entries);
     let name = meta_str(&obj, "name").to_string();
     let mut store = ctx.shared.store();
@@ -785,10 +765,35 @@ fn namespace_for(rt: &ResourceType, namespace: &str) -> String {
     }
 }
 
-/// How the managed fields of an update are computed.
+/// How the managed fields of a write are computed.
 enum Ownership<'a> {
+    /// An update (or create) by this manager: it owns the fields it changed.
     Update(&'a str),
+    /// An apply: its entries are already computed.
     Applied(Vec<managed_fields::Entry>),
+}
+
+impl Ownership<'_> {
+    /// The managed-field entries after `old` (none on a create) became `new`; `writer` says
+    /// how and when (its manager is this ownership's).
+    fn into_entries(
+        self,
+        writer: Writer<'_>,
+        old: Option<&Value>,
+        new: &Value,
+        schema: Option<&Schema>,
+        scope: Scope,
+    ) -> Vec<managed_fields::Entry> {
+        match self {
+            Ownership::Update(manager) => {
+                let mut entries = old.map(managed_fields::read_entries).unwrap_or_default();
+                let writer = Writer { manager, ..writer };
+                managed_fields::record_update(&mut entries, &writer, old, new, schema, scope);
+                entries
+            }
+            Ownership::Applied(entries) => entries,
+        }
+    }
 }
 
 /// The shared tail of update, patch and apply: scope, immutable metadata, defaults,
@@ -900,27 +905,13 @@ fn commit_update(
     let schema = version_info(rt, version)?.schema.clone();
     let api_version = rt.api_version(version);
     let now = now_rfc3339();
-    let entries = match ownership {
-        Ownership::Update(manager) => {
-            let mut entries = managed_fields::read_entries(old);
-            let writer = Writer {
-                manager,
-                api_version: &api_version,
-                subresource: ctx.req.subresource.as_deref().unwrap_or(""),
-                time: &now,
-            };
-            managed_fields::record_update(
-                &mut entries,
-                &writer,
-                Some(old),
-                &candidate,
-                schema.as_deref(),
-                scope,
-            );
-            entries
-        }
-        Ownership::Applied(entries) => entries,
+    let writer = Writer {
+        manager: "",
+        api_version: &api_version,
+        subresource: ctx.req.subresource.as_deref().unwrap_or(""),
+        time: &now,
     };
+    let entries = ownership.into_entries(writer, Some(old), &candidate, schema.as_deref(), scope);
     managed_fields::write_entries(&mut candidate, &entries);
     if dry_run(ctx) {
         return Ok(candidate);
@@ -1190,7 +1181,7 @@ fn apply(
                 version,
                 created,
                 warnings,
-                Creation::Applied(entries),
+                Ownership::Applied(entries),
                 &now,
             )?;
             Ok((201, obj))
