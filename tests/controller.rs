@@ -659,3 +659,104 @@ async fn kubectl_wait_and_replace_force_work_against_the_controller() {
     );
     ctl.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clearing_the_status_of_a_finished_object_makes_no_second_call() {
+    let env = Env::new().await;
+    let ctl = env.start_controller(&[]);
+    let task = Env::task();
+    env.create("cleared", &task, |_| {}).await;
+    env.wait_phase("cleared", Phase::Succeeded, WAIT).await;
+    env.api()
+        .patch_status(
+            "cleared",
+            &PatchParams::default(),
+            &Patch::Merge(serde_json::json!({ "status": null })),
+        )
+        .await
+        .unwrap();
+    let tr = env.wait_phase("cleared", Phase::Succeeded, WAIT).await;
+    assert_eq!(Env::ready(&tr), ("True".into(), "AlreadyExecuted".into()));
+    settle().await;
+    assert_eq!(env.calls(&task).len(), 1, "the same generation ran twice");
+    ctl.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retry_policy_always_never_forgets_an_ambiguous_attempt() {
+    let env = Env::new().await;
+    let ctl = env.start_controller(&[]);
+    let task = Env::task();
+    env.roma
+        .script(&task, vec![Step::DropAfterExecute, Step::task_list_empty()]);
+    env.create("always", &task, |s| s.retry_policy = RetryPolicy::Always)
+        .await;
+    let tr = env.wait_phase("always", Phase::Unknown, WAIT).await;
+    let ready = tr
+        .status
+        .as_ref()
+        .unwrap()
+        .conditions
+        .iter()
+        .find(|c| c.type_ == "Ready")
+        .cloned()
+        .unwrap();
+    assert_eq!(ready.reason, "OutcomeUnknown", "{ready:?}");
+    assert!(
+        ready.message.contains("attempt 1 may have"),
+        "{}",
+        ready.message
+    );
+    assert_eq!(env.calls(&task).len(), 2);
+    env.api()
+        .delete("always", &DeleteParams::default())
+        .await
+        .unwrap();
+    env.create("always", &task, |s| s.retry_policy = RetryPolicy::Always)
+        .await;
+    let tr = env.wait_phase("always", Phase::Unknown, WAIT).await;
+    assert_eq!(Env::ready(&tr), ("False".into(), "AlreadyExecuted".into()));
+    settle().await;
+    assert_eq!(
+        env.calls(&task).len(),
+        2,
+        "the re-created object called again"
+    );
+    ctl.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reservation_whose_claim_failed_blocks_nothing() {
+    let env = Env::new().await;
+    let ctl = env.start_controller(&[]);
+    let task = Env::task();
+    let faults = env.kube.faults();
+    faults.fail_share("update", "taskresets/status", 1.0, 409);
+    env.create("abandoned", &task, |_| {}).await;
+    // The claim keeps losing (409) after the ledger reservation was written.
+    let deadline = std::time::Instant::now() + WAIT;
+    let claims_lost = || {
+        let counters = env.kube.counters();
+        let count = |k: &str| counters.get(k).copied().unwrap_or(0);
+        count("create:configmaps") > 0 && count("update:taskresets.fdi.roma.io/status") > 1
+    };
+    while !claims_lost() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no lost claim: {:?}",
+            env.kube.counters()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    env.api()
+        .delete("abandoned", &DeleteParams::default())
+        .await
+        .unwrap();
+    settle().await;
+    faults.clear();
+    env.create("abandoned", &task, |_| {}).await;
+    let tr = env.wait_phase("abandoned", Phase::Succeeded, WAIT).await;
+    assert_eq!(Env::ready(&tr), ("True".into(), "ResetSucceeded".into()));
+    assert_eq!(env.calls(&task).len(), 1);
+    ctl.stop().await;
+}

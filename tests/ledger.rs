@@ -51,9 +51,15 @@ async fn thousands_of_runs_stay_well_inside_the_object_size_limit() {
                     uid: tr.metadata.uid.clone().unwrap(),
                     generation: 1,
                     attempt: 1,
+                    base: "1".into(),
+                    retries_ambiguous: false,
                 };
                 let now = jiff::Timestamp::now();
-                let verdict = ledger.reserve(&key, &runner, now).await.expect("reserve");
+                let verdict = ledger
+                    .reserve(&key, &runner, now)
+                    .await
+                    .expect("reserve")
+                    .verdict;
                 ledger
                     .complete(
                         &key,
@@ -71,7 +77,7 @@ async fn thousands_of_runs_stay_well_inside_the_object_size_limit() {
         .collect()
         .await;
     let elapsed = started.elapsed();
-    assert!(results.iter().all(|v| *v == Verdict::Proceed));
+    assert!(results.iter().all(|v| *v == Verdict::PROCEED));
 
     let cms: Api<ConfigMap> = Api::namespaced(client.clone(), NS);
     let shards = cms.list(&Default::default()).await.unwrap().items;
@@ -115,11 +121,14 @@ async fn thousands_of_runs_stay_well_inside_the_object_size_limit() {
         uid: "recreated".into(),
         generation: 1,
         attempt: 1,
+        base: "1".into(),
+        retries_ambiguous: false,
     };
     let verdict = ledger
         .reserve(&key, &runner, jiff::Timestamp::now())
         .await
-        .unwrap();
+        .unwrap()
+        .verdict;
     assert!(matches!(verdict, Verdict::AlreadyExecuted(entry) if entry.uid == "uid-7"));
     kube.shutdown().await;
 }

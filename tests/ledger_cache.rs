@@ -34,6 +34,8 @@ fn runner(tr: &TaskReset) -> Runner {
         uid: tr.metadata.uid.clone().unwrap(),
         generation: 1,
         attempt: 1,
+        base: "1".into(),
+        retries_ambiguous: false,
     }
 }
 
@@ -83,8 +85,8 @@ async fn a_known_shard_costs_one_write_per_step() {
     let writes = counter(&kube, "update:configmaps") + counter(&kube, "create:configmaps");
     for (i, name) in names.iter().enumerate().skip(1) {
         let tr = object(name, &format!("uid-{i}"));
-        let verdict = ledger.reserve(&key(&tr), &runner(&tr), now).await.unwrap();
-        assert_eq!(verdict, Verdict::Proceed);
+        let reserved = ledger.reserve(&key(&tr), &runner(&tr), now).await.unwrap();
+        assert_eq!(reserved.verdict, Verdict::PROCEED);
         ledger
             .complete(&key(&tr), &runner(&tr), Phase::Succeeded, None, now)
             .await
@@ -119,16 +121,16 @@ async fn a_stale_copy_loses_nothing_and_lets_nothing_through_twice() {
     // Replica A reserves a run and so knows the shard.
     let x = object(&names[0], "uid-x");
     assert_eq!(
-        a.reserve(&key(&x), &runner(&x), now).await.unwrap(),
-        Verdict::Proceed
+        a.reserve(&key(&x), &runner(&x), now).await.unwrap().verdict,
+        Verdict::PROCEED
     );
     // Replica B writes two more runs into the same shard behind A's back.
     let y = object(&names[1], "uid-y");
     let z = object(&names[2], "uid-z");
     for tr in [&y, &z] {
         assert_eq!(
-            b.reserve(&key(tr), &runner(tr), now).await.unwrap(),
-            Verdict::Proceed
+            b.reserve(&key(tr), &runner(tr), now).await.unwrap().verdict,
+            Verdict::PROCEED
         );
         b.complete(&key(tr), &runner(tr), Phase::Succeeded, None, now)
             .await
@@ -159,7 +161,8 @@ async fn a_stale_copy_loses_nothing_and_lets_nothing_through_twice() {
     let verdict = b
         .reserve(&key(&recreated), &runner(&recreated), now)
         .await
-        .unwrap();
+        .unwrap()
+        .verdict;
     assert!(
         matches!(&verdict, Verdict::AlreadyExecuted(entry) if entry.uid == "uid-z"),
         "{verdict:?}"
@@ -169,7 +172,8 @@ async fn a_stale_copy_loses_nothing_and_lets_nothing_through_twice() {
     let verdict = b
         .reserve(&key(&x_again), &runner(&x_again), now)
         .await
-        .unwrap();
+        .unwrap()
+        .verdict;
     assert!(
         matches!(&verdict, Verdict::AlreadyExecuted(entry) if entry.uid == "uid-x"),
         "{verdict:?}"
@@ -201,8 +205,9 @@ async fn a_shard_deleted_by_hand_is_created_again() {
         ledger
             .reserve(&key(&second), &runner(&second), now)
             .await
-            .unwrap(),
-        Verdict::Proceed
+            .unwrap()
+            .verdict,
+        Verdict::PROCEED
     );
     let stored = entries(&client, &key(&second).configmap()).await;
     assert_eq!(stored.len(), 1, "{stored:?}");

@@ -289,8 +289,12 @@ pub async fn start(
         endpoints,
         policy: args.policy(),
         default_secret: args.default_credentials_secret.clone(),
-        limits: Limits::new(args.max_concurrent_resets, args.max_resets_per_second),
+        limits: Arc::new(Limits::new(
+            args.max_concurrent_resets,
+            args.max_resets_per_second,
+        )),
         metrics,
+        stop: shutdown.clone(),
     });
     let config = RunConfig {
         namespace: args.namespace.clone().filter(|ns| !ns.is_empty()),

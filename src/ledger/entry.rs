@@ -93,37 +93,157 @@ pub struct Entry {
     /// Message or error recorded with the outcome (already trimmed; never a secret).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub detail: Option<String>,
+    /// While open: the object's resourceVersion the claim is preconditioned on. Any write to
+    /// the object, the claim included, changes it; an open entry whose object still has it
+    /// was left by a claim that never landed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub base: Option<String>,
+    /// An earlier attempt of the same generation that may have executed (`retryPolicy:
+    /// Always` retries after it). Once set, the run never reads as not executed again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ambiguous_attempt: Option<u32>,
 }
 
 impl Entry {
     /// Whether this run may have changed the task: succeeded, unknown, or never recorded.
-    /// A rejected or never-sent run did not execute, so running it again is allowed.
+    /// Only a run rejected or never sent (and with no ambiguous attempt before) did not
+    /// execute, so running it again is allowed.
     pub fn may_have_executed(&self) -> bool {
-        !matches!(self.outcome, Some(Phase::Failed))
+        self.outcome != Some(Phase::Failed) || self.ambiguous_attempt.is_some()
+    }
+
+    /// Whether the entry is an open reservation for exactly `runner`'s attempt, made on the
+    /// resourceVersion the object still has: its claim never landed, so no call was made.
+    fn unclaimed_reservation_of(&self, runner: &Runner) -> bool {
+        self.outcome.is_none()
+            && self.same_run(runner)
+            && self.attempt == runner.attempt
+            && self.base.as_deref() == Some(runner.base.as_str())
+    }
+
+    fn same_run(&self, runner: &Runner) -> bool {
+        self.uid == runner.uid && self.generation == runner.generation
+    }
+
+    /// The entry with `runner`'s result recorded, or `None` when it is not `runner`'s to
+    /// complete (another object or generation, or a later attempt, wrote it since).
+    /// "May have executed" is never downgraded: after an ambiguous attempt, a rejected or
+    /// unsent one still records `Unknown`.
+    pub fn completed(
+        existing: Option<&Entry>,
+        runner: &Runner,
+        outcome: Phase,
+        detail: Option<&str>,
+        now: Timestamp,
+    ) -> Option<Entry> {
+        let mut entry = match existing {
+            None => runner.reservation(now, None),
+            Some(e) if !e.same_run(runner) || e.attempt > runner.attempt => return None,
+            Some(e) => e.clone(),
+        };
+        let strongest = |p: Option<Phase>| match p {
+            Some(Phase::Succeeded) => 2,
+            Some(Phase::Unknown) => 1,
+            _ => 0,
+        };
+        let mut outcome = if entry.attempt == runner.attempt
+            && strongest(entry.outcome) > strongest(Some(outcome))
+        {
+            entry.outcome.unwrap_or(outcome)
+        } else {
+            outcome
+        };
+        if outcome == Phase::Failed && entry.ambiguous_attempt.is_some() {
+            outcome = Phase::Unknown;
+        }
+        entry.attempt = runner.attempt;
+        entry.at = now;
+        entry.outcome = Some(outcome);
+        entry.base = None;
+        entry.detail = detail.map(|d| d.chars().take(MAX_DETAIL_CHARS).collect());
+        Some(entry)
     }
 }
 
-/// What the ledger says about reserving a run for `uid`/`generation`.
+/// Who is running a run: the object's uid, generation and attempt, and what the attempt's
+/// claim will be preconditioned on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Runner {
+    /// uid of the TaskReset.
+    pub uid: String,
+    /// Its generation.
+    pub generation: i64,
+    /// The attempt number.
+    pub attempt: u32,
+    /// The object's resourceVersion the decision was made on (the claim's precondition).
+    pub base: String,
+    /// Whether the spec retries after an ambiguous outcome (`retryPolicy: Always`).
+    pub retries_ambiguous: bool,
+}
+
+impl Runner {
+    /// A reserved entry for this runner: no outcome yet, which reads as ambiguous.
+    pub fn reservation(&self, now: Timestamp, ambiguous_attempt: Option<u32>) -> Entry {
+        Entry {
+            uid: self.uid.clone(),
+            generation: self.generation,
+            attempt: self.attempt,
+            at: now,
+            outcome: None,
+            detail: None,
+            base: Some(self.base.clone()),
+            ambiguous_attempt,
+        }
+    }
+}
+
+/// What the ledger says about reserving a run for a [`Runner`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Verdict {
-    /// No conflicting entry: reserve it and call.
-    Proceed,
-    /// Another object or generation already ran this (namespace, name, spec): no call.
+    /// Reserve it and call. `ambiguous_attempt`: an earlier attempt of this generation may
+    /// have executed (the call is a `retryPolicy: Always` retry after it).
+    Proceed {
+        /// The earlier attempt that may have executed, if any.
+        ambiguous_attempt: Option<u32>,
+    },
+    /// This run may already have executed (another object or generation, or this very
+    /// generation before its status was lost): no call.
     AlreadyExecuted(Entry),
 }
 
-/// The pure rule of DESIGN 3.8: an entry blocks a call when another object (uid) or another
-/// generation of this one ran the same run and it may have executed.
-pub fn verdict(existing: Option<&Entry>, uid: &str, generation: i64) -> Verdict {
-    match existing {
-        Some(entry)
-            if (entry.uid != uid || entry.generation != generation)
-                && entry.may_have_executed() =>
-        {
-            Verdict::AlreadyExecuted(entry.clone())
-        }
-        _ => Verdict::Proceed,
+impl Verdict {
+    /// Proceed, with no ambiguous attempt before.
+    pub const PROCEED: Self = Self::Proceed {
+        ambiguous_attempt: None,
+    };
+}
+
+/// The pure rule of DESIGN 3.8 and of the guarantee: a run that may have executed is never
+/// run again. The exceptions are a run that provably did not execute (rejected or never sent),
+/// this attempt's own reservation whose claim never landed, and a `retryPolicy: Always` retry
+/// after an ambiguous attempt of the same generation (which the new reservation remembers).
+pub fn verdict(existing: Option<&Entry>, runner: &Runner) -> Verdict {
+    let Some(entry) = existing else {
+        return Verdict::PROCEED;
+    };
+    if !entry.may_have_executed() {
+        return Verdict::PROCEED;
     }
+    if entry.unclaimed_reservation_of(runner) {
+        return Verdict::Proceed {
+            ambiguous_attempt: entry.ambiguous_attempt,
+        };
+    }
+    let always_retry = entry.same_run(runner)
+        && entry.outcome == Some(Phase::Unknown)
+        && runner.retries_ambiguous
+        && entry.attempt < runner.attempt;
+    if always_retry {
+        return Verdict::Proceed {
+            ambiguous_attempt: entry.ambiguous_attempt.or(Some(entry.attempt)),
+        };
+    }
+    Verdict::AlreadyExecuted(entry.clone())
 }
 
 /// Parse a shard's data, dropping entries older than `retention` (and unreadable ones, which
@@ -216,7 +336,24 @@ mod tests {
             at: "2026-11-29T12:00:00Z".parse().expect("ts"),
             outcome,
             detail: None,
+            base: None,
+            ambiguous_attempt: None,
         }
+    }
+
+    /// Attempt `attempt` of `uid` generation 1, deciding on resourceVersion `base`.
+    fn runner(uid: &str, attempt: u32, base: &str, retries_ambiguous: bool) -> Runner {
+        Runner {
+            uid: uid.into(),
+            generation: 1,
+            attempt,
+            base: base.into(),
+            retries_ambiguous,
+        }
+    }
+
+    fn blocked(v: &Verdict) -> bool {
+        matches!(v, Verdict::AlreadyExecuted(_))
     }
 
     #[test]
@@ -242,27 +379,128 @@ mod tests {
     #[test]
     fn another_uid_or_generation_is_blocked_unless_the_run_failed() {
         let done = entry("u1", 1, Some(Phase::Succeeded));
-        assert_eq!(
-            verdict(Some(&done), "u1", 1),
-            Verdict::Proceed,
-            "our own entry"
-        );
-        assert_eq!(
-            verdict(Some(&done), "u2", 1),
-            Verdict::AlreadyExecuted(done.clone())
-        );
-        assert_eq!(
-            verdict(Some(&done), "u1", 3),
-            Verdict::AlreadyExecuted(done.clone())
-        );
+        assert!(blocked(&verdict(Some(&done), &runner("u2", 1, "9", false))));
+        let mut later_generation = runner("u1", 1, "9", false);
+        later_generation.generation = 3;
+        assert!(blocked(&verdict(Some(&done), &later_generation)));
         let in_flight = entry("u1", 1, None);
-        assert!(matches!(
-            verdict(Some(&in_flight), "u2", 1),
-            Verdict::AlreadyExecuted(_)
-        ));
+        assert!(blocked(&verdict(
+            Some(&in_flight),
+            &runner("u2", 1, "9", false)
+        )));
         let rejected = entry("u1", 1, Some(Phase::Failed));
-        assert_eq!(verdict(Some(&rejected), "u2", 1), Verdict::Proceed);
-        assert_eq!(verdict(None, "u2", 1), Verdict::Proceed);
+        assert_eq!(
+            verdict(Some(&rejected), &runner("u2", 1, "9", false)),
+            Verdict::PROCEED
+        );
+        assert_eq!(
+            verdict(None, &runner("u2", 1, "9", false)),
+            Verdict::PROCEED
+        );
+    }
+
+    /// Issue 11.1: the status of a finished object cleared (attempt numbering starts again).
+    #[test]
+    fn the_same_generation_is_blocked_once_it_may_have_executed() {
+        for outcome in [Phase::Succeeded, Phase::Unknown] {
+            let done = entry("u1", 1, Some(outcome));
+            assert!(
+                blocked(&verdict(Some(&done), &runner("u1", 1, "9", false))),
+                "{outcome}"
+            );
+        }
+        let rejected = entry("u1", 1, Some(Phase::Failed));
+        assert_eq!(
+            verdict(Some(&rejected), &runner("u1", 2, "9", false)),
+            Verdict::PROCEED,
+            "a run that provably did not execute may go again"
+        );
+    }
+
+    /// An open entry is only passed by the very attempt that left it, on the
+    /// resourceVersion its claim was to be preconditioned on (so the claim never landed).
+    #[test]
+    fn an_open_entry_is_passed_only_by_its_own_unclaimed_reservation() {
+        let mut open = entry("u1", 1, None);
+        open.base = Some("7".into());
+        assert_eq!(
+            verdict(Some(&open), &runner("u1", 1, "7", false)),
+            Verdict::PROCEED
+        );
+        assert!(
+            blocked(&verdict(Some(&open), &runner("u1", 1, "8", false))),
+            "the object moved on: the claim may have landed and the call been made"
+        );
+        assert!(
+            blocked(&verdict(Some(&open), &runner("u1", 2, "7", false))),
+            "another attempt"
+        );
+        open.base = None;
+        assert!(blocked(&verdict(Some(&open), &runner("u1", 1, "7", false))));
+    }
+
+    /// Issue 11.2: `retryPolicy: Always` retries after an ambiguous attempt, and the ledger
+    /// remembers it: a later rejection still records `Unknown`.
+    #[test]
+    fn retry_policy_always_keeps_may_have_executed() {
+        let ambiguous = entry("u1", 1, Some(Phase::Unknown));
+        assert!(
+            blocked(&verdict(Some(&ambiguous), &runner("u1", 2, "9", false))),
+            "only Always retries an ambiguous run"
+        );
+        assert!(
+            blocked(&verdict(Some(&ambiguous), &runner("u1", 1, "9", true))),
+            "a status cleared back to attempt 1 is no retry"
+        );
+        let retry = runner("u1", 2, "9", true);
+        let verdict = verdict(Some(&ambiguous), &retry);
+        assert_eq!(
+            verdict,
+            Verdict::Proceed {
+                ambiguous_attempt: Some(1)
+            }
+        );
+        let reserved = retry.reservation(ambiguous.at, Some(1));
+        let done = Entry::completed(Some(&reserved), &retry, Phase::Failed, None, ambiguous.at)
+            .expect("its own reservation");
+        assert_eq!(done.outcome, Some(Phase::Unknown));
+        assert!(done.may_have_executed());
+        assert!(blocked(&super::verdict(
+            Some(&done),
+            &runner("u2", 1, "9", true)
+        )));
+    }
+
+    /// Issue 11.4: a completed entry is never reopened or overwritten by a stale writer.
+    #[test]
+    fn completion_belongs_to_the_runner_and_never_downgrades() {
+        let now: Timestamp = "2026-11-29T12:00:00Z".parse().expect("ts");
+        let first = runner("u1", 1, "7", false);
+        let succeeded = Entry::completed(None, &first, Phase::Succeeded, Some("ok"), now)
+            .expect("missing entry written anew");
+        assert_eq!(succeeded.outcome, Some(Phase::Succeeded));
+        assert_eq!(succeeded.base, None);
+        let again = Entry::completed(Some(&succeeded), &first, Phase::Failed, None, now)
+            .expect("same attempt");
+        assert_eq!(again.outcome, Some(Phase::Succeeded), "never downgraded");
+        assert_eq!(
+            Entry::completed(
+                Some(&succeeded),
+                &runner("u2", 1, "7", false),
+                Phase::Failed,
+                None,
+                now
+            ),
+            None,
+            "another object's entry"
+        );
+        let mut later = succeeded.clone();
+        later.attempt = 3;
+        assert_eq!(
+            Entry::completed(Some(&later), &first, Phase::Failed, None, now),
+            None,
+            "a later attempt's entry"
+        );
     }
 
     #[test]

@@ -23,7 +23,8 @@ use kube::api::{ObjectMeta, PostParams};
 use tracing::{debug, warn};
 
 pub use entry::{
-    CONFIGMAP_PREFIX, Entry, MAX_DETAIL_CHARS, RunKey, SHARD_BUDGET_BYTES, SHARDS, Verdict, verdict,
+    CONFIGMAP_PREFIX, Entry, MAX_DETAIL_CHARS, RunKey, Runner, SHARD_BUDGET_BYTES, SHARDS, Verdict,
+    verdict,
 };
 
 /// Labels on every ledger ConfigMap.
@@ -72,29 +73,13 @@ pub enum LedgerError {
     },
 }
 
-/// Who is running a run: the object's uid, generation and attempt.
+/// What [`Ledger::reserve`] found.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Runner {
-    /// uid of the TaskReset.
-    pub uid: String,
-    /// Its generation.
-    pub generation: i64,
-    /// The attempt number.
-    pub attempt: u32,
-}
-
-impl Runner {
-    /// A reserved entry for this runner: no outcome yet, which reads as ambiguous.
-    fn reservation(&self, now: Timestamp) -> Entry {
-        Entry {
-            uid: self.uid.clone(),
-            generation: self.generation,
-            attempt: self.attempt,
-            at: now,
-            outcome: None,
-            detail: None,
-        }
-    }
+pub struct Reservation {
+    /// Whether to call.
+    pub verdict: Verdict,
+    /// The entry the reservation replaced (put back by [`Ledger::release`]).
+    pub replaced: Option<Entry>,
 }
 
 /// In-process locks that serialise this controller's writes to one shard, so its own
@@ -132,31 +117,65 @@ impl Ledger {
         &self.locks[(hash % WRITE_LOCKS as u64) as usize]
     }
 
-    /// Before a call: reserve `key` for `runner`, unless another object or generation already
-    /// ran it. Read fresh from the API and written with an optimistic lock, so two writers
-    /// cannot both proceed.
+    /// Before a call: reserve `key` for `runner`, unless the run may already have executed.
+    /// Read fresh from the API and written with an optimistic lock, so two writers cannot
+    /// both proceed. Returns the verdict and the entry the reservation replaced, which
+    /// [`Ledger::release`] puts back.
     pub async fn reserve(
         &self,
         key: &RunKey,
         runner: &Runner,
         now: Timestamp,
-    ) -> Result<Verdict, LedgerError> {
-        let mut outcome = Verdict::Proceed;
+    ) -> Result<Reservation, LedgerError> {
+        let mut reservation = Reservation {
+            verdict: Verdict::PROCEED,
+            replaced: None,
+        };
         self.update(key, now, |entries| {
             let data_key = key.data_key();
-            outcome = verdict(entries.get(&data_key), &runner.uid, runner.generation);
-            if outcome != Verdict::Proceed {
+            let existing = entries.get(&data_key);
+            reservation.verdict = verdict(existing, runner);
+            reservation.replaced = existing.cloned();
+            let Verdict::Proceed { ambiguous_attempt } = reservation.verdict else {
                 return false;
-            }
-            entries.insert(data_key, runner.reservation(now));
+            };
+            entries.insert(data_key, runner.reservation(now, ambiguous_attempt));
             true
         })
         .await?;
-        Ok(outcome)
+        Ok(reservation)
     }
 
-    /// After a call: record how the run ended. A missing entry (the ledger was deleted by
-    /// hand meanwhile) is written anew.
+    /// The claim after [`Ledger::reserve`] provably did not land (409, 404): put back what
+    /// the reservation replaced, so an abandoned reservation blocks no later run. Nothing is
+    /// changed unless the entry is still this runner's open reservation.
+    pub async fn release(
+        &self,
+        key: &RunKey,
+        runner: &Runner,
+        replaced: Option<Entry>,
+        now: Timestamp,
+    ) -> Result<(), LedgerError> {
+        self.update(key, now, |entries| {
+            let data_key = key.data_key();
+            let ours = entries.get(&data_key).is_some_and(|e| {
+                e.outcome.is_none() && *e == runner.reservation(e.at, e.ambiguous_attempt)
+            });
+            if !ours {
+                return false;
+            }
+            match replaced.clone() {
+                Some(previous) => entries.insert(data_key, previous),
+                None => entries.remove(&data_key),
+            };
+            true
+        })
+        .await
+    }
+
+    /// After a call: record how the run ended (see [`Entry::completed`]: only the runner's
+    /// own entry, never downgraded). A missing entry (the ledger was deleted by hand
+    /// meanwhile) is written anew.
     pub async fn complete(
         &self,
         key: &RunKey,
@@ -166,19 +185,20 @@ impl Ledger {
         now: Timestamp,
     ) -> Result<(), LedgerError> {
         self.update(key, now, |entries| {
-            let entry = entries
-                .entry(key.data_key())
-                .or_insert_with(|| runner.reservation(now));
-            if entry.uid != runner.uid || entry.generation != runner.generation {
-                return false;
+            let data_key = key.data_key();
+            match Entry::completed(
+                entries.get(&data_key),
+                runner,
+                outcome,
+                detail.as_deref(),
+                now,
+            ) {
+                Some(entry) => {
+                    entries.insert(data_key, entry);
+                    true
+                }
+                None => false,
             }
-            entry.attempt = runner.attempt;
-            entry.at = now;
-            entry.outcome = Some(outcome);
-            entry.detail = detail
-                .as_deref()
-                .map(|d| d.chars().take(MAX_DETAIL_CHARS).collect());
-            true
         })
         .await
     }

@@ -82,6 +82,10 @@ pub struct Attempt {
     pub number: u32,
     /// The validated spec to call with.
     pub spec: ValidSpec,
+    /// An earlier attempt of this generation that may have executed (the ledger's word,
+    /// set once the attempt is reserved): with `retryPolicy: Always` the attempt goes ahead,
+    /// but its failure still reads "may have executed".
+    pub ambiguous_before: Option<u32>,
 }
 
 /// What to do about an object now.
@@ -225,6 +229,7 @@ pub fn decide(tr: &TaskReset, now: Timestamp, policy: &Policy) -> Decision {
         generation,
         number: status.attempts.unwrap_or(0) + 1,
         spec,
+        ambiguous_before: None,
     })
 }
 
@@ -455,23 +460,18 @@ pub fn record(
         OutcomeClass::Ambiguous => attempt.spec.retry_policy == RetryPolicy::Always,
         _ => false,
     };
+    let retry_in = retry_allowed && n < policy.max_attempts;
+    let rerun_hint = "Check the task in ROMA Connect, then set a new spec.runId to run it again";
     // (phase, reason, message, event reason, delay before the next attempt)
-    let (phase, reason, message, event, retry_in) = match class {
-        OutcomeClass::Succeeded => (
+    let (phase, reason, message, event, retry_in) = match (class, attempt.ambiguous_before) {
+        (OutcomeClass::Succeeded, _) => (
             Phase::Succeeded,
             Reason::ResetSucceeded,
             status.message.clone().unwrap_or_default(),
             "ResetSucceeded",
             None,
         ),
-        OutcomeClass::Rejected => (
-            Phase::Failed,
-            Reason::ResetFailed,
-            detail.clone(),
-            "ResetFailed",
-            None,
-        ),
-        OutcomeClass::CredentialsRejected => (
+        (OutcomeClass::CredentialsRejected, _) => (
             Phase::Pending,
             Reason::CredentialsRejected,
             format!(
@@ -481,15 +481,16 @@ pub fn record(
             "CredentialsRejected",
             Some(policy.credentials_rejected_retry),
         ),
-        OutcomeClass::Retryable | OutcomeClass::Ambiguous
-            if retry_allowed && n < policy.max_attempts =>
-        {
+        (OutcomeClass::Retryable | OutcomeClass::Ambiguous, earlier) if retry_in => {
             let delay = retry_delay(n, policy, jitter);
+            let earlier = earlier.map_or_else(String::new, |k| {
+                format!("; attempt {k} may have reset the task already")
+            });
             (
                 Phase::Retrying,
                 Reason::RetryScheduled,
                 format!(
-                    "attempt {n} of {} failed ({detail}); next attempt at {}",
+                    "attempt {n} of {} failed ({detail}){earlier}; next attempt at {}",
                     policy.max_attempts,
                     after(now, delay)
                 ),
@@ -497,7 +498,34 @@ pub fn record(
                 Some(delay),
             )
         }
-        OutcomeClass::Retryable => (
+        (OutcomeClass::Ambiguous, _) => (
+            Phase::Unknown,
+            Reason::OutcomeUnknown,
+            format!(
+                "attempt {n} may or may not have reset the task ({detail}); it will not be repeated. {rerun_hint}"
+            ),
+            "ResetInterrupted",
+            None,
+        ),
+        // "May have executed" is never downgraded: after an ambiguous attempt (retryPolicy
+        // Always), a rejected or exhausted run ends Unknown, not Failed.
+        (OutcomeClass::Rejected | OutcomeClass::Retryable, Some(k)) => (
+            Phase::Unknown,
+            Reason::OutcomeUnknown,
+            format!(
+                "attempt {n} did not execute ({detail}), but attempt {k} may have reset the task; it will not be repeated. {rerun_hint}"
+            ),
+            "ResetInterrupted",
+            None,
+        ),
+        (OutcomeClass::Rejected, None) => (
+            Phase::Failed,
+            Reason::ResetFailed,
+            detail.clone(),
+            "ResetFailed",
+            None,
+        ),
+        (OutcomeClass::Retryable, None) => (
             Phase::Failed,
             Reason::RetriesExhausted,
             if attempt.spec.retry_policy == RetryPolicy::Never {
@@ -506,15 +534,6 @@ pub fn record(
                 format!("{n} attempts failed without executing; the last: {detail}")
             },
             "ResetFailed",
-            None,
-        ),
-        OutcomeClass::Ambiguous => (
-            Phase::Unknown,
-            Reason::OutcomeUnknown,
-            format!(
-                "attempt {n} may or may not have reset the task ({detail}); it will not be repeated. Check the task in ROMA Connect, then set a new spec.runId to run it again"
-            ),
-            "ResetInterrupted",
             None,
         ),
     };
@@ -537,6 +556,18 @@ pub fn record(
             }),
         }),
         requeue: retry_in,
+    }
+}
+
+/// What the execution ledger records for an attempt that ended in `class`: `Succeeded`,
+/// `Unknown` when it (or an earlier attempt of the generation) may have executed, else
+/// `Failed` (provably not executed, so a later run may go ahead).
+pub fn ledger_outcome(class: OutcomeClass, attempt: &Attempt) -> Phase {
+    match class {
+        OutcomeClass::Succeeded => Phase::Succeeded,
+        OutcomeClass::Ambiguous => Phase::Unknown,
+        _ if attempt.ambiguous_before.is_some() => Phase::Unknown,
+        _ => Phase::Failed,
     }
 }
 

@@ -453,6 +453,8 @@ fn a_run_already_in_the_ledger_is_not_repeated() {
         at: ts("2026-11-28T08:00:00Z"),
         outcome: Some(Phase::Succeeded),
         detail: Some("Reset Success".into()),
+        base: None,
+        ambiguous_attempt: None,
     };
     let update = already_executed(&tr, &done, now());
     assert_eq!(update.status.phase, Some(Phase::Succeeded));
@@ -472,4 +474,82 @@ fn a_run_already_in_the_ledger_is_not_repeated() {
     assert_eq!(update.status.phase, Some(Phase::Unknown));
     assert_eq!(ready(&update.status), ("False", "AlreadyExecuted"));
     assert!(has(&update.status, "Stalled"));
+}
+
+// Row 5 with retryPolicy Always, and the guarantee: "may have executed" is never downgraded.
+
+#[test]
+fn after_an_ambiguous_attempt_no_outcome_reads_as_not_executed() {
+    let after_ambiguous = |outcome: ResetOutcome, class: OutcomeClass, number: u32| {
+        let mut tr = object(1, None);
+        tr.spec.retry_policy = RetryPolicy::Always;
+        let mut attempt = attempt_of(decide(&tr, now(), &policy()));
+        attempt.number = number;
+        attempt.ambiguous_before = Some(1);
+        let claimed = claim(&tr, &attempt, now());
+        let update = record(&claimed, &attempt, &outcome, class, now(), &policy(), 0.5);
+        (update, ledger_outcome(class, &attempt))
+    };
+    let (rejected, ledger) = after_ambiguous(
+        http_error(400, "FDI.3150", "The task list is empty.", true),
+        OutcomeClass::Rejected,
+        2,
+    );
+    assert_eq!(rejected.status.phase, Some(Phase::Unknown));
+    assert_eq!(ready(&rejected.status), ("False", "OutcomeUnknown"));
+    assert!(has(&rejected.status, "Stalled"));
+    let message = &rejected.status.conditions[0].message;
+    assert!(message.contains("attempt 1 may have reset"), "{message}");
+    assert_eq!(ledger, Phase::Unknown, "the ledger keeps may-have-executed");
+
+    let (exhausted, ledger) = after_ambiguous(
+        http_error(429, "APIGW.0308", "over ratelimit", true),
+        OutcomeClass::Retryable,
+        3,
+    );
+    assert_eq!(exhausted.status.phase, Some(Phase::Unknown));
+    assert!(
+        !exhausted.status.conditions[0]
+            .message
+            .contains("without executing")
+    );
+    assert_eq!(ledger, Phase::Unknown);
+
+    let (retrying, _) = after_ambiguous(
+        http_error(429, "APIGW.0308", "over ratelimit", true),
+        OutcomeClass::Retryable,
+        2,
+    );
+    assert_eq!(retrying.status.phase, Some(Phase::Retrying));
+    assert!(
+        retrying.status.conditions[0]
+            .message
+            .contains("attempt 1 may have")
+    );
+
+    let (succeeded, ledger) = after_ambiguous(
+        ResetOutcome::Succeeded {
+            http_status: 200,
+            message: "Reset Success".into(),
+            request_id: None,
+        },
+        OutcomeClass::Succeeded,
+        2,
+    );
+    assert_eq!(succeeded.status.phase, Some(Phase::Succeeded));
+    assert_eq!(ledger, Phase::Succeeded);
+}
+
+#[test]
+fn the_ledger_records_not_executed_only_for_provably_unsent_or_rejected_calls() {
+    let attempt = attempt_of(decide(&object(1, None), now(), &policy()));
+    for (class, expected) in [
+        (OutcomeClass::Succeeded, Phase::Succeeded),
+        (OutcomeClass::Ambiguous, Phase::Unknown),
+        (OutcomeClass::Rejected, Phase::Failed),
+        (OutcomeClass::Retryable, Phase::Failed),
+        (OutcomeClass::CredentialsRejected, Phase::Failed),
+    ] {
+        assert_eq!(ledger_outcome(class, &attempt), expected, "{class:?}");
+    }
 }

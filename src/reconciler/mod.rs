@@ -63,7 +63,9 @@ impl Error {
     }
 }
 
-/// Everything a reconcile needs, shared by all of them.
+/// Everything a reconcile needs, shared by all of them. Cloned once per leadership term (the
+/// clones share the limits, caches and connections) with that term's [`Context::stop`].
+#[derive(Clone)]
 pub struct Context {
     /// The Kubernetes client.
     pub client: Client,
@@ -78,11 +80,24 @@ pub struct Context {
     /// The Secret used when a TaskReset names none.
     pub default_secret: Option<SecretRef>,
     /// Concurrency, per-target and rate limits.
-    pub limits: Limits,
+    pub limits: Arc<Limits>,
     /// Publishes events.k8s.io events.
     pub recorder: Recorder,
     /// Metrics.
     pub metrics: Arc<Metrics>,
+    /// Cancelled on the stop signal or the loss of the lease: from then on nothing new is
+    /// reserved, claimed or called; only calls already on the wire finish and record.
+    pub stop: CancellationToken,
+}
+
+impl Context {
+    /// This context for a term that ends when `stop` is cancelled.
+    fn for_term(&self, stop: CancellationToken) -> Arc<Self> {
+        Arc::new(Self {
+            stop,
+            ..self.clone()
+        })
+    }
 }
 
 /// How the controller runs, beyond what [`Context`] holds.
@@ -109,7 +124,7 @@ pub async fn run(
     let Some(lease) = config.lease.clone() else {
         mark(true);
         run_controller(
-            Arc::clone(&ctx),
+            ctx.for_term(shutdown.clone()),
             &config,
             Arc::clone(&health),
             shutdown.clone(),
@@ -141,7 +156,13 @@ pub async fn run(
                 stop.cancel();
             })
         };
-        run_controller(Arc::clone(&ctx), &config, Arc::clone(&health), stop).await;
+        run_controller(
+            ctx.for_term(stop.clone()),
+            &config,
+            Arc::clone(&health),
+            stop,
+        )
+        .await;
         lost.abort();
         health.set_synced(false);
         if shutdown.is_cancelled() {

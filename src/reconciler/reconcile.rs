@@ -16,9 +16,9 @@ use super::credentials::{self, Lookup};
 use super::decision::{self, Attempt, Decision, Note, Update};
 use super::limits::Target;
 use super::{Context, Error, FIELD_MANAGER};
-use crate::api::{Phase, TaskReset, TaskResetStatus};
+use crate::api::{Phase, RetryPolicy, TaskReset, TaskResetStatus};
 use crate::ledger::{RunKey, Runner, Verdict};
-use crate::roma::{OutcomeClass, ResetRequest, classify};
+use crate::roma::{Credentials, Endpoint, ResetRequest, classify};
 
 /// How soon to look again after losing an optimistic-lock race.
 const CONFLICT_REQUEUE: Duration = Duration::from_secs(1);
@@ -98,7 +98,18 @@ async fn apply(tr: &TaskReset, update: Update, ctx: &Context) -> Result<Action, 
     }
 }
 
-async fn attempt_reset(tr: &TaskReset, attempt: Attempt, ctx: &Context) -> Result<Action, Error> {
+/// Nothing more this term: the stop signal came or the lease was lost. The next leader (or
+/// this process's next term) lists the object again.
+fn stopped() -> Action {
+    debug!("stopping: nothing new is claimed or called");
+    Action::await_change()
+}
+
+async fn attempt_reset(
+    tr: &TaskReset,
+    mut attempt: Attempt,
+    ctx: &Context,
+) -> Result<Action, Error> {
     let endpoint = match ctx.endpoints.resolve(
         attempt.spec.endpoint.as_ref(),
         attempt.spec.region.as_deref(),
@@ -131,25 +142,49 @@ async fn attempt_reset(tr: &TaskReset, attempt: Attempt, ctx: &Context) -> Resul
         instance_id: attempt.spec.instance_id.clone(),
         task_id: attempt.spec.task_id.clone(),
     };
-    let _permit = ctx.limits.acquire(target).await;
+    let _permit = tokio::select! {
+        permit = ctx.limits.acquire(target) => permit,
+        () = ctx.stop.cancelled() => return Ok(stopped()),
+    };
     // Waiting for the permit takes time: notAfter may have passed meanwhile.
     if let Decision::Write(update) = decision::decide(tr, Timestamp::now(), &ctx.policy) {
         return apply(tr, update, ctx).await;
     }
+    if ctx.stop.is_cancelled() {
+        return Ok(stopped());
+    }
 
-    // The ledger entry comes first: a call is never made without one, and a run another
-    // object or generation already made is not made again.
+    // The ledger entry comes first: a call is never made without one, and a run that may
+    // already have executed is not made again.
     let key = RunKey::of(tr, &attempt.spec);
     let runner = Runner {
         uid: tr.metadata.uid.clone().unwrap_or_default(),
         generation: attempt.generation,
         attempt: attempt.number,
+        base: tr.metadata.resource_version.clone().unwrap_or_default(),
+        retries_ambiguous: attempt.spec.retry_policy == RetryPolicy::Always,
     };
-    if let Verdict::AlreadyExecuted(entry) =
-        ctx.ledger.reserve(&key, &runner, Timestamp::now()).await?
-    {
-        let update = decision::already_executed(tr, &entry, Timestamp::now());
-        return apply(tr, update, ctx).await;
+    let reservation = ctx.ledger.reserve(&key, &runner, Timestamp::now()).await?;
+    attempt.ambiguous_before = match reservation.verdict {
+        Verdict::AlreadyExecuted(entry) => {
+            let update = decision::already_executed(tr, &entry, Timestamp::now());
+            return apply(tr, update, ctx).await;
+        }
+        Verdict::Proceed { ambiguous_attempt } => ambiguous_attempt,
+    };
+    let release = || async {
+        let replaced = reservation.replaced.clone();
+        if let Err(error) = ctx
+            .ledger
+            .release(&key, &runner, replaced, Timestamp::now())
+            .await
+        {
+            warn!(%error, "could not release the ledger reservation; the run reads as ambiguous");
+        }
+    };
+    if ctx.stop.is_cancelled() {
+        release().await;
+        return Ok(stopped());
     }
 
     // The claim: written with the resourceVersion the decision was made on, so a concurrent
@@ -157,11 +192,17 @@ async fn attempt_reset(tr: &TaskReset, attempt: Attempt, ctx: &Context) -> Resul
     let claimed = decision::claim(tr, &attempt, Timestamp::now());
     let claimed_obj = match write_status(ctx, tr, &claimed).await {
         Ok(obj) => obj,
+        // The claim provably did not land: the reservation must block nothing.
         Err(e) if is_status(&e, 409) => {
             debug!("claim lost to a concurrent writer; looking again");
+            release().await;
             return Ok(Action::requeue(CONFLICT_REQUEUE));
         }
-        Err(e) if is_status(&e, 404) => return Ok(Action::await_change()),
+        Err(e) if is_status(&e, 404) => {
+            release().await;
+            return Ok(Action::await_change());
+        }
+        // It may have landed: the reservation stays; its base tells the next try.
         Err(source) => {
             return Err(Error::Kube {
                 context: "writing the claim",
@@ -169,6 +210,43 @@ async fn attempt_reset(tr: &TaskReset, attempt: Attempt, ctx: &Context) -> Resul
             });
         }
     };
+    let claim = Claimed {
+        attempt,
+        key,
+        runner,
+        status: claimed,
+        object: claimed_obj,
+    };
+    Ok(call_and_record(ctx, tr, claim, endpoint, &credentials).await)
+}
+
+/// An attempt whose claim landed: what the call and its records need.
+struct Claimed {
+    attempt: Attempt,
+    key: RunKey,
+    runner: Runner,
+    /// The claim as written.
+    status: TaskResetStatus,
+    /// The object as the claim left it (the result write's precondition).
+    object: TaskReset,
+}
+
+/// Make the call of a claimed attempt, then record its result in the status, the ledger and
+/// an event.
+async fn call_and_record(
+    ctx: &Context,
+    tr: &TaskReset,
+    claim: Claimed,
+    endpoint: Endpoint,
+    credentials: &Credentials,
+) -> Action {
+    let Claimed {
+        attempt,
+        key,
+        runner,
+        status,
+        object,
+    } = claim;
     info!(attempt = attempt.number, endpoint = %endpoint, task = %attempt.spec.task_id, "calling reset");
     let request = ResetRequest {
         endpoint,
@@ -178,11 +256,11 @@ async fn attempt_reset(tr: &TaskReset, attempt: Attempt, ctx: &Context) -> Resul
         date_from_ms: attempt.spec.date_from_ms,
     };
     let timer = ctx.metrics.call_started();
-    let outcome = ctx.roma.reset(&request, &credentials).await;
+    let outcome = ctx.roma.reset(&request, credentials).await;
     let class = classify(&outcome);
     timer.finish(class.as_str());
     let update = decision::record(
-        &claimed,
+        &status,
         &attempt,
         &outcome,
         class,
@@ -191,17 +269,13 @@ async fn attempt_reset(tr: &TaskReset, attempt: Attempt, ctx: &Context) -> Resul
         fastrand::f64(),
     );
     info!(attempt = attempt.number, outcome = class.as_str(), phase = ?update.status.phase, "reset call answered");
-    record_result(ctx, claimed_obj, &attempt, &update).await;
-    let executed = match class {
-        OutcomeClass::Succeeded => Phase::Succeeded,
-        OutcomeClass::Ambiguous => Phase::Unknown,
-        _ => Phase::Failed,
-    };
+    record_result(ctx, object, &attempt, &update).await;
     let detail = update
         .status
         .message
         .clone()
         .or_else(|| update.status.error_message.clone());
+    let executed = decision::ledger_outcome(class, &attempt);
     if let Err(error) = ctx
         .ledger
         .complete(&key, &runner, executed, detail, Timestamp::now())
@@ -212,7 +286,7 @@ async fn attempt_reset(tr: &TaskReset, attempt: Attempt, ctx: &Context) -> Resul
     if let Some(note) = &update.note {
         publish(ctx, &tr.object_ref(&()), note).await;
     }
-    Ok(requeue(update.requeue))
+    requeue(update.requeue)
 }
 
 /// Write the result of an attempt. A conflicting write (a label edit, an expired-claim

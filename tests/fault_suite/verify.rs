@@ -543,6 +543,8 @@ mod tests {
             at: jiff::Timestamp::try_from(at(2)).unwrap(),
             outcome: status.phase,
             detail: None,
+            base: None,
+            ambiguous_attempt: None,
         };
         let ledger = BTreeMap::from([(key, serde_json::to_string(&entry).unwrap())]);
         let outcomes = vec![vec![Some(GenOutcome {
