@@ -175,3 +175,50 @@ async fn a_standby_replica_takes_over_when_the_leader_dies() {
         assert!(child.wait().unwrap().success());
     }
 }
+
+/// Issue 11.3: after SIGTERM nothing new is called, even with a backlog waiting for the rate
+/// limit; only the call on the wire finishes, and the process exits at once after it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_during_a_backlog_starts_no_new_call() {
+    let env = Env::new().await;
+    let mut child = env.spawn_binary(&["--max-resets-per-second", "1"], "backlog.log");
+    let tasks: Vec<String> = (0..20).map(|_| Env::task()).collect();
+    for (i, task) in tasks.iter().enumerate() {
+        env.create(&format!("backlog-{i}"), task, |_| {}).await;
+    }
+    let deadline = Instant::now() + WAIT;
+    while env.roma.calls().len() < 2 {
+        assert!(Instant::now() < deadline, "no call started");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let stopped_at = std::time::SystemTime::now();
+    terminate(&child);
+    let status = tokio::task::spawn_blocking(move || child.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    let exited_in = stopped_at.elapsed().unwrap();
+    assert!(status.success(), "exit code after SIGTERM: {status}");
+    // A call whose claim was written just before the signal may still start a moment later.
+    let late: Vec<_> = env
+        .roma
+        .calls()
+        .into_iter()
+        .filter(|c| c.at > stopped_at + Duration::from_millis(250))
+        .collect();
+    assert!(
+        late.is_empty(),
+        "{} calls started after SIGTERM, the last {:?} after it",
+        late.len(),
+        late.last().map(|c| c.at.duration_since(stopped_at))
+    );
+    assert!(
+        exited_in < Duration::from_secs(5),
+        "the backlog held the exit for {exited_in:?}"
+    );
+    assert!(
+        env.roma.calls().len() < 5,
+        "{} calls",
+        env.roma.calls().len()
+    );
+}

@@ -69,9 +69,14 @@ pub struct RunArgs {
     #[arg(long, env = "TASKRESET_MAX_ATTEMPTS", default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..))]
     pub max_attempts: u32,
 
-    /// Timeout of one reset call (and of an IAM token exchange).
+    /// Timeout of one reset call.
     #[arg(long, env = "TASKRESET_REQUEST_TIMEOUT", default_value = "60s", value_parser = parse_duration)]
     pub request_timeout: Duration,
+
+    /// Timeout of one IAM token exchange (IAM password credentials). The exchange and the
+    /// call must both fit the pod's termination grace period.
+    #[arg(long, env = "TASKRESET_IAM_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    pub iam_timeout: Duration,
 
     /// First retry delay after a failure that did not execute; doubles per attempt.
     #[arg(long, env = "TASKRESET_RETRY_BASE_DELAY", default_value = "5s", value_parser = parse_duration)]
@@ -254,6 +259,7 @@ pub async fn start(
     let roma = RomaClient::new(ClientConfig {
         request_timeout: args.request_timeout,
         connect_timeout: args.request_timeout.min(Duration::from_secs(10)),
+        iam_timeout: args.iam_timeout,
         ca_file: args.ca_file.clone(),
         insecure_allow_http: args.insecure_allow_http,
         ..ClientConfig::default()

@@ -30,6 +30,8 @@ pub struct ClientConfig {
     pub request_timeout: Duration,
     /// Limit for establishing the connection, TLS included (default 10 s).
     pub connect_timeout: Duration,
+    /// Whole-call limit of an IAM token exchange (default 10 s).
+    pub iam_timeout: Duration,
     /// Extra CA certificates (PEM bundle) trusted besides the system's.
     pub ca_file: Option<PathBuf>,
     /// `User-Agent` header (default [`USER_AGENT`]).
@@ -50,6 +52,7 @@ impl Default for ClientConfig {
         Self {
             request_timeout: Duration::from_secs(30),
             connect_timeout: Duration::from_secs(10),
+            iam_timeout: Duration::from_secs(10),
             ca_file: None,
             user_agent: USER_AGENT.to_owned(),
             max_body_bytes: 64 * 1024,
@@ -261,6 +264,7 @@ impl RomaClient {
                     domain_name,
                     project_id: &request.project_id,
                     max_body_bytes: self.inner.config.max_body_bytes,
+                    timeout: self.inner.config.iam_timeout,
                 };
                 let margin = self.inner.config.token_refresh_margin;
                 let mut refreshed = false;

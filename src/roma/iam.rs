@@ -165,6 +165,9 @@ pub(crate) struct Exchange<'a> {
     pub domain_name: &'a str,
     pub project_id: &'a str,
     pub max_body_bytes: usize,
+    /// Whole-exchange limit, shorter than the reset call's: the exchange and the call must
+    /// both fit the pod's termination grace period.
+    pub timeout: std::time::Duration,
 }
 
 /// `POST {iam}/v3/auth/tokens?nocatalog=true`. Failures are outcomes of the reset (which was
@@ -198,6 +201,7 @@ pub(crate) async fn exchange(x: Exchange<'_>) -> Result<IssuedToken, ResetOutcom
     let response = x
         .http
         .post(url.clone())
+        .timeout(x.timeout)
         .header(
             reqwest::header::CONTENT_TYPE,
             "application/json;charset=utf8",

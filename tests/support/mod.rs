@@ -99,22 +99,22 @@ impl Env {
             .expect("secret");
     }
 
-    /// `first` and the controller's flags for these simulators, plus `extra`.
+    /// `first` and the controller's flags for these simulators, plus `extra` (a flag named in
+    /// `extra` replaces the default one).
     fn flags(&self, first: &str, extra: &[&str]) -> Vec<String> {
-        let mut flags: Vec<String> = vec![
-            first.into(),
-            "--allowed-endpoints".into(),
-            self.roma.url(),
-            "--default-endpoint".into(),
-            self.roma.url(),
-            "--insecure-allow-http".into(),
-            "--metrics-addr".into(),
-            "127.0.0.1:0".into(),
-            "--retry-base-delay".into(),
-            "100ms".into(),
-            "--max-resets-per-second".into(),
-            "0".into(),
+        let defaults = [
+            ("--allowed-endpoints", self.roma.url()),
+            ("--default-endpoint", self.roma.url()),
+            ("--metrics-addr", "127.0.0.1:0".to_owned()),
+            ("--retry-base-delay", "100ms".to_owned()),
+            ("--max-resets-per-second", "0".to_owned()),
         ];
+        let mut flags: Vec<String> = vec![first.into(), "--insecure-allow-http".into()];
+        for (flag, value) in defaults {
+            if !extra.contains(&flag) {
+                flags.extend([flag.to_owned(), value]);
+            }
+        }
         flags.extend(extra.iter().map(|s| (*s).to_owned()));
         flags
     }
