@@ -7,6 +7,25 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
+use crate::roma::OutcomeClass;
+
+/// The `outcome` of a call that ended before it was classified (cut short, e.g. by shutdown).
+pub const ABORTED: &str = "aborted";
+
+/// The `reason` values of `taskreset_reconcile_errors_total`: what
+/// [`crate::reconciler::Error::metric_label`] returns.
+pub const RECONCILE_ERROR_REASONS: [&str; 4] =
+    ["ledger", "forbidden", "api_error", "api_unreachable"];
+
+/// The `outcome` values of `taskreset_resets_total`: every [`OutcomeClass`], then
+/// [`ABORTED`].
+pub fn reset_outcomes() -> impl Iterator<Item = &'static str> {
+    OutcomeClass::ALL
+        .iter()
+        .map(|class| class.as_str())
+        .chain([ABORTED])
+}
+
 /// A label set with one value.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct Outcome {
@@ -44,12 +63,18 @@ impl Default for Metrics {
         registry.register("reconciles", "Reconciles run", reconciles.clone());
         registry.register(
             "reconcile_errors",
-            "Reconciles that failed, by reason",
+            format!(
+                "Reconciles that failed, by reason ({})",
+                RECONCILE_ERROR_REASONS.join(", ")
+            ),
             reconcile_errors.clone(),
         );
         registry.register(
             "resets",
-            "Reset calls made, by outcome class (succeeded, rejected, retryable, ambiguous, credentials_rejected)",
+            format!(
+                "Reset calls made, by outcome ({})",
+                reset_outcomes().collect::<Vec<_>>().join(", ")
+            ),
             resets.clone(),
         );
         registry.register(
