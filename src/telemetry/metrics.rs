@@ -60,6 +60,18 @@ impl Default for Metrics {
         let reset_duration = Histogram::new(exponential_buckets(0.01, 2.0, 14));
         let in_flight = Gauge::default();
         let leader = Gauge::default();
+        // Every series exists from the start, at 0: `increase()` over a series born at 1 with
+        // its first event is 0, and an alert would miss the first bad call after a start.
+        for reason in RECONCILE_ERROR_REASONS {
+            drop(reconcile_errors.get_or_create(&ErrorReason {
+                reason: reason.to_owned(),
+            }));
+        }
+        for outcome in reset_outcomes() {
+            drop(resets.get_or_create(&Outcome {
+                outcome: outcome.to_owned(),
+            }));
+        }
         registry.register("reconciles", "Reconciles run", reconciles.clone());
         registry.register(
             "reconcile_errors",
@@ -110,8 +122,12 @@ impl Metrics {
         self.reconciles.inc();
     }
 
-    /// Count one failed reconcile under `reason`.
+    /// Count one failed reconcile under `reason`, one of [`RECONCILE_ERROR_REASONS`].
     pub fn reconcile_failed(&self, reason: &str) {
+        debug_assert!(
+            RECONCILE_ERROR_REASONS.contains(&reason),
+            "reason {reason:?} is not in RECONCILE_ERROR_REASONS (and so not created at 0 nor documented)"
+        );
         self.reconcile_errors
             .get_or_create(&ErrorReason {
                 reason: reason.to_owned(),
@@ -125,7 +141,7 @@ impl Metrics {
         CallTimer {
             metrics: self,
             started: std::time::Instant::now(),
-            outcome: "aborted",
+            outcome: ABORTED,
         }
     }
 
@@ -143,7 +159,7 @@ impl Metrics {
 }
 
 /// A call in flight: dropping it records the call (in-flight gauge, duration, outcome);
-/// one dropped without [`CallTimer::finish`] counts as `aborted`.
+/// one dropped without [`CallTimer::finish`] counts as [`ABORTED`].
 #[derive(Debug)]
 pub struct CallTimer<'a> {
     metrics: &'a Metrics,
@@ -152,8 +168,12 @@ pub struct CallTimer<'a> {
 }
 
 impl CallTimer<'_> {
-    /// The call ended with `outcome` (a class name).
+    /// The call ended with `outcome`, an [`OutcomeClass::as_str`].
     pub fn finish(mut self, outcome: &'static str) {
+        debug_assert!(
+            reset_outcomes().any(|o| o == outcome),
+            "outcome {outcome:?} is not an OutcomeClass name (and so not created at 0 nor documented)"
+        );
         self.outcome = outcome;
     }
 }
@@ -178,19 +198,41 @@ mod tests {
     use super::*;
 
     #[test]
+    fn every_label_value_is_a_series_at_zero_from_the_start() {
+        let text = Metrics::default().encode().expect("encode");
+        let mut series = 0;
+        for outcome in reset_outcomes() {
+            let line = format!("taskreset_resets_total{{outcome=\"{outcome}\"}} 0\n");
+            assert!(text.contains(&line), "missing {line} in\n{text}");
+            series += 1;
+        }
+        for class in OutcomeClass::ALL {
+            assert!(reset_outcomes().any(|o| o == class.as_str()), "{class}");
+        }
+        for reason in RECONCILE_ERROR_REASONS {
+            let line = format!("taskreset_reconcile_errors_total{{reason=\"{reason}\"}} 0\n");
+            assert!(text.contains(&line), "missing {line} in\n{text}");
+            series += 1;
+        }
+        assert_eq!(series, 10);
+    }
+
+    #[test]
     fn exposition_names_every_metric_and_counts_calls() {
         let m = Metrics::default();
         m.reconciled();
-        m.reconcile_failed("kube");
+        m.reconcile_failed("api_error");
         m.call_started().finish("succeeded");
         drop(m.call_started());
         m.set_leader(true);
         let text = m.encode().expect("encode");
         for needle in [
             "taskreset_reconciles_total 1",
-            "taskreset_reconcile_errors_total{reason=\"kube\"} 1",
+            "taskreset_reconcile_errors_total{reason=\"api_error\"} 1",
+            "taskreset_reconcile_errors_total{reason=\"ledger\"} 0",
             "taskreset_resets_total{outcome=\"succeeded\"} 1",
             "taskreset_resets_total{outcome=\"aborted\"} 1",
+            "taskreset_resets_total{outcome=\"credentials_rejected\"} 0",
             "taskreset_reset_duration_seconds_count 2",
             "taskreset_resets_in_flight 0",
             "taskreset_leader 1",
