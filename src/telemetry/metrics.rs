@@ -156,6 +156,104 @@ impl Metrics {
         prometheus_client::encoding::text::encode(&mut out, &self.registry)?;
         Ok(out)
     }
+
+    /// The exposition in `format`.
+    pub fn encode_as(&self, format: Format) -> Result<String, std::fmt::Error> {
+        let openmetrics = self.encode()?;
+        Ok(match format {
+            Format::OpenMetrics => openmetrics,
+            Format::Text => openmetrics_to_text(&openmetrics),
+        })
+    }
+}
+
+/// An exposition format of `/metrics`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// OpenMetrics 1.0.0.
+    OpenMetrics,
+    /// The Prometheus text format 0.0.4.
+    Text,
+}
+
+impl Format {
+    /// The `Content-Type` of an exposition in this format.
+    pub fn content_type(self) -> &'static str {
+        match self {
+            Self::OpenMetrics => "application/openmetrics-text; version=1.0.0; charset=utf-8",
+            Self::Text => "text/plain; version=0.0.4; charset=utf-8",
+        }
+    }
+
+    /// The format for a request's `Accept` header: OpenMetrics when the scraper names it and
+    /// likes it at least as well as the text format (Prometheus' default header does), else
+    /// the Prometheus text format (also without a header, as Prometheus client libraries do).
+    pub fn negotiate(accept: Option<&str>) -> Self {
+        let (mut openmetrics, mut text) = (0.0_f32, 0.0_f32);
+        for range in accept.unwrap_or_default().split(',') {
+            let mut parts = range.split(';');
+            let media = parts.next().unwrap_or_default().trim().to_ascii_lowercase();
+            let q = parts
+                .filter_map(|p| p.trim().strip_prefix("q="))
+                .find_map(|q| q.trim().parse::<f32>().ok())
+                .unwrap_or(1.0);
+            match media.as_str() {
+                "application/openmetrics-text" => openmetrics = openmetrics.max(q),
+                "text/plain" | "text/*" | "*/*" => text = text.max(q),
+                _ => {}
+            }
+        }
+        if openmetrics > 0.0 && openmetrics >= text {
+            Self::OpenMetrics
+        } else {
+            Self::Text
+        }
+    }
+}
+
+/// The Prometheus text format 0.0.4 of an OpenMetrics exposition (as prometheus-client writes
+/// it): counters are declared under their `_total` sample name, `unknown` is `untyped`, and
+/// `# UNIT`, `_created` samples and `# EOF` (OpenMetrics only) are left out.
+fn openmetrics_to_text(openmetrics: &str) -> String {
+    let counters: std::collections::HashSet<&str> = openmetrics
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE ")?.strip_suffix(" counter"))
+        .collect();
+    let mut out = String::with_capacity(openmetrics.len());
+    for line in openmetrics.lines() {
+        let rewritten = if line == "# EOF" || line.starts_with("# UNIT ") {
+            None
+        } else if let Some(rest) = line
+            .strip_prefix("# HELP ")
+            .map(|r| ("# HELP ", r))
+            .or_else(|| line.strip_prefix("# TYPE ").map(|r| ("# TYPE ", r)))
+        {
+            let (kind, rest) = rest;
+            let (name, tail) = rest.split_once(' ').unwrap_or((rest, ""));
+            let tail = if kind == "# TYPE " && tail == "unknown" {
+                "untyped"
+            } else {
+                tail
+            };
+            if counters.contains(name) && !name.ends_with("_total") {
+                Some(format!("{kind}{name}_total {tail}"))
+            } else {
+                Some(format!("{kind}{name} {tail}"))
+            }
+        } else if counters.iter().any(|c| {
+            line.strip_prefix(c)
+                .is_some_and(|r| r.starts_with("_created"))
+        }) {
+            None
+        } else {
+            Some(line.to_owned())
+        };
+        if let Some(line) = rewritten {
+            out.push_str(&line);
+            out.push('\n');
+        }
+    }
+    out
 }
 
 /// A call in flight: dropping it records the call (in-flight gauge, duration, outcome);
@@ -215,6 +313,61 @@ mod tests {
             series += 1;
         }
         assert_eq!(series, 10);
+    }
+
+    #[test]
+    fn the_text_format_declares_counters_by_their_sample_names() {
+        let m = Metrics::default();
+        m.reconciled();
+        m.call_started().finish("succeeded");
+        let text = m.encode_as(Format::Text).expect("encode");
+        for needle in [
+            "# HELP taskreset_reconciles_total Reconciles run.\n",
+            "# TYPE taskreset_reconciles_total counter\ntaskreset_reconciles_total 1\n",
+            "# TYPE taskreset_resets_total counter\n",
+            "taskreset_resets_total{outcome=\"succeeded\"} 1\n",
+            "# TYPE taskreset_reset_duration_seconds histogram\n",
+            "taskreset_reset_duration_seconds_bucket{le=\"+Inf\"} 1\n",
+            "# TYPE taskreset_leader gauge\ntaskreset_leader 0\n",
+        ] {
+            assert!(text.contains(needle), "missing {needle:?} in\n{text}");
+        }
+        assert!(!text.contains("# EOF"), "{text}");
+        assert!(!text.contains("# TYPE taskreset_resets counter"), "{text}");
+        assert_eq!(
+            m.encode_as(Format::OpenMetrics).expect("encode"),
+            m.encode().expect("encode")
+        );
+    }
+
+    #[test]
+    fn negotiation_follows_the_accept_header() {
+        for (accept, format) in [
+            (None, Format::Text),
+            (Some("*/*"), Format::Text),
+            (Some("text/plain; version=0.0.4"), Format::Text),
+            (Some("text/plain;version=0.0.4;q=1,*/*;q=0.1"), Format::Text),
+            // Prometheus 2.x and 3.x by default.
+            (
+                Some(
+                    "application/openmetrics-text;version=1.0.0,application/openmetrics-text;\
+                     version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1",
+                ),
+                Format::OpenMetrics,
+            ),
+            (
+                Some("application/openmetrics-text; version=1.0.0"),
+                Format::OpenMetrics,
+            ),
+            (
+                Some("application/openmetrics-text;q=0.5,text/plain;q=0.9"),
+                Format::Text,
+            ),
+            (Some("application/openmetrics-text;q=0"), Format::Text),
+            (Some("application/json"), Format::Text),
+        ] {
+            assert_eq!(Format::negotiate(accept), format, "{accept:?}");
+        }
     }
 
     #[test]
