@@ -1,7 +1,8 @@
 //! The metrics' vocabulary against what people read and what Prometheus evaluates: every label
 //! value the code can produce is documented in docs/operating.md (and nothing else is), the
 //! alert rules name only values the code produces (and `TaskResetCallsNeedAHuman` names the
-//! classes that need a human).
+//! classes that need a human), and the promtool test cases feed the series the controller
+//! really exposes.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -14,6 +15,8 @@ use taskreset_controller::telemetry::Metrics;
 
 const OPERATING: &str = "docs/operating.md";
 const PROMETHEUS_RULE: &str = "docs/monitoring/taskreset-rules.yaml";
+const RULE_FILE: &str = "docs/monitoring/taskreset-rules.prometheus.yaml";
+const RULE_TESTS: &str = "docs/monitoring/taskreset-rules.test.yaml";
 
 fn read(path: &str) -> String {
     std::fs::read_to_string(format!("{}/{path}", env!("CARGO_MANIFEST_DIR")))
@@ -231,7 +234,7 @@ fn matched_values(expr: &str, label: &str) -> BTreeSet<String> {
 fn alert_rules_name_only_label_values_the_code_emits() {
     let emitted = emitted_label_values();
     let mut matchers = 0;
-    for path in [PROMETHEUS_RULE] {
+    for path in [PROMETHEUS_RULE, RULE_FILE] {
         let alerts = alerts(path);
         assert!(!alerts.is_empty(), "{path}: no alerts");
         for (alert, expr) in &alerts {
@@ -267,4 +270,61 @@ fn alert_rules_name_only_label_values_the_code_emits() {
         }
     }
     println!("{matchers} label matchers in the alert rules checked");
+}
+
+#[test]
+fn promtool_test_cases_feed_the_series_the_controller_exposes() {
+    let metrics = Metrics::default();
+    let exposed = samples(&metrics.encode().expect("encode"));
+    let emitted = emitted_label_values();
+    // Labels Prometheus adds at scrape time (target labels), not the controller.
+    let target_labels = [
+        "job",
+        "instance",
+        "namespace",
+        "pod",
+        "service",
+        "container",
+    ];
+    let tests = read(RULE_TESTS);
+    let mut checked = 0;
+    for line in tests.lines() {
+        let Some(series) = line.trim().strip_prefix("- series: ") else {
+            continue;
+        };
+        let series = series.trim().trim_matches('\'').trim_matches('"');
+        let (name, labels) = parse_series(series);
+        if !name.starts_with("taskreset_") {
+            continue;
+        }
+        checked += 1;
+        assert!(
+            exposed.iter().any(|(n, _, _)| *n == name),
+            "{RULE_TESTS}: {name} is not a series the controller exposes"
+        );
+        for (label, value) in labels {
+            if target_labels.contains(&label.as_str()) {
+                continue;
+            }
+            if label == "le" {
+                assert!(
+                    exposed
+                        .iter()
+                        .any(|(n, l, _)| *n == name && l.get("le") == Some(&value)),
+                    "{RULE_TESTS}: {name} has no bucket le=\"{value}\""
+                );
+                continue;
+            }
+            let values = emitted
+                .get(&(name.clone(), label.clone()))
+                .unwrap_or_else(|| panic!("{RULE_TESTS}: {name} has no label {label}"));
+            assert!(
+                values.contains(&value),
+                "{RULE_TESTS}: {name}{{{label}=\"{value}\"}} is never emitted; the code emits \
+                 {values:?}"
+            );
+        }
+    }
+    assert!(checked > 0, "{RULE_TESTS}: no taskreset_ series");
+    println!("{checked} input series of the promtool tests are real series");
 }
