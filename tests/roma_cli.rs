@@ -255,7 +255,7 @@ async fn access_keys_and_passwords_from_the_environment() {
     .await;
     assert_eq!(out.code, 2, "{}", out.stdout);
     assert!(
-        out.stdout.starts_with("credentialsRejected: "),
+        out.stdout.starts_with("credentials_rejected: "),
         "{}",
         out.stdout
     );

@@ -125,14 +125,25 @@ pub enum OutcomeClass {
 }
 
 impl OutcomeClass {
-    /// A short stable name, for metric labels and messages.
+    /// Every class, in the order of the docs.
+    pub const ALL: [Self; 5] = [
+        Self::Succeeded,
+        Self::Rejected,
+        Self::Retryable,
+        Self::Ambiguous,
+        Self::CredentialsRejected,
+    ];
+
+    /// The one stable name of the class, in snake_case as Prometheus label values are: the
+    /// `outcome` label of `taskreset_resets_total` (docs/operating.md and the alert rules name
+    /// these values), the `outcome` field of the logs and the `reset` command's result.
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Succeeded => "succeeded",
             Self::Rejected => "rejected",
             Self::Retryable => "retryable",
             Self::Ambiguous => "ambiguous",
-            Self::CredentialsRejected => "credentialsRejected",
+            Self::CredentialsRejected => "credentials_rejected",
         }
     }
 }

@@ -7,6 +7,25 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
+use crate::roma::OutcomeClass;
+
+/// The `outcome` of a call that ended before it was classified (cut short, e.g. by shutdown).
+pub const ABORTED: &str = "aborted";
+
+/// The `reason` values of `taskreset_reconcile_errors_total`: what
+/// [`crate::reconciler::Error::metric_label`] returns.
+pub const RECONCILE_ERROR_REASONS: [&str; 4] =
+    ["ledger", "forbidden", "api_error", "api_unreachable"];
+
+/// The `outcome` values of `taskreset_resets_total`: every [`OutcomeClass`], then
+/// [`ABORTED`].
+pub fn reset_outcomes() -> impl Iterator<Item = &'static str> {
+    OutcomeClass::ALL
+        .iter()
+        .map(|class| class.as_str())
+        .chain([ABORTED])
+}
+
 /// A label set with one value.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct Outcome {
@@ -41,15 +60,33 @@ impl Default for Metrics {
         let reset_duration = Histogram::new(exponential_buckets(0.01, 2.0, 14));
         let in_flight = Gauge::default();
         let leader = Gauge::default();
+        // Every series exists from the start, at 0: `increase()` over a series born at 1 with
+        // its first event is 0, and an alert would miss the first bad call after a start.
+        for reason in RECONCILE_ERROR_REASONS {
+            drop(reconcile_errors.get_or_create(&ErrorReason {
+                reason: reason.to_owned(),
+            }));
+        }
+        for outcome in reset_outcomes() {
+            drop(resets.get_or_create(&Outcome {
+                outcome: outcome.to_owned(),
+            }));
+        }
         registry.register("reconciles", "Reconciles run", reconciles.clone());
         registry.register(
             "reconcile_errors",
-            "Reconciles that failed, by reason",
+            format!(
+                "Reconciles that failed, by reason ({})",
+                RECONCILE_ERROR_REASONS.join(", ")
+            ),
             reconcile_errors.clone(),
         );
         registry.register(
             "resets",
-            "Reset calls made, by outcome class (succeeded, rejected, retryable, ambiguous, credentials_rejected)",
+            format!(
+                "Reset calls made, by outcome ({})",
+                reset_outcomes().collect::<Vec<_>>().join(", ")
+            ),
             resets.clone(),
         );
         registry.register(
@@ -85,8 +122,12 @@ impl Metrics {
         self.reconciles.inc();
     }
 
-    /// Count one failed reconcile under `reason`.
+    /// Count one failed reconcile under `reason`, one of [`RECONCILE_ERROR_REASONS`].
     pub fn reconcile_failed(&self, reason: &str) {
+        debug_assert!(
+            RECONCILE_ERROR_REASONS.contains(&reason),
+            "reason {reason:?} is not in RECONCILE_ERROR_REASONS (and so not created at 0 nor documented)"
+        );
         self.reconcile_errors
             .get_or_create(&ErrorReason {
                 reason: reason.to_owned(),
@@ -100,7 +141,7 @@ impl Metrics {
         CallTimer {
             metrics: self,
             started: std::time::Instant::now(),
-            outcome: "aborted",
+            outcome: ABORTED,
         }
     }
 
@@ -115,10 +156,108 @@ impl Metrics {
         prometheus_client::encoding::text::encode(&mut out, &self.registry)?;
         Ok(out)
     }
+
+    /// The exposition in `format`.
+    pub fn encode_as(&self, format: Format) -> Result<String, std::fmt::Error> {
+        let openmetrics = self.encode()?;
+        Ok(match format {
+            Format::OpenMetrics => openmetrics,
+            Format::Text => openmetrics_to_text(&openmetrics),
+        })
+    }
+}
+
+/// An exposition format of `/metrics`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// OpenMetrics 1.0.0.
+    OpenMetrics,
+    /// The Prometheus text format 0.0.4.
+    Text,
+}
+
+impl Format {
+    /// The `Content-Type` of an exposition in this format.
+    pub fn content_type(self) -> &'static str {
+        match self {
+            Self::OpenMetrics => "application/openmetrics-text; version=1.0.0; charset=utf-8",
+            Self::Text => "text/plain; version=0.0.4; charset=utf-8",
+        }
+    }
+
+    /// The format for a request's `Accept` header: OpenMetrics when the scraper names it and
+    /// likes it at least as well as the text format (Prometheus' default header does), else
+    /// the Prometheus text format (also without a header, as Prometheus client libraries do).
+    pub fn negotiate(accept: Option<&str>) -> Self {
+        let (mut openmetrics, mut text) = (0.0_f32, 0.0_f32);
+        for range in accept.unwrap_or_default().split(',') {
+            let mut parts = range.split(';');
+            let media = parts.next().unwrap_or_default().trim().to_ascii_lowercase();
+            let q = parts
+                .filter_map(|p| p.trim().strip_prefix("q="))
+                .find_map(|q| q.trim().parse::<f32>().ok())
+                .unwrap_or(1.0);
+            match media.as_str() {
+                "application/openmetrics-text" => openmetrics = openmetrics.max(q),
+                "text/plain" | "text/*" | "*/*" => text = text.max(q),
+                _ => {}
+            }
+        }
+        if openmetrics > 0.0 && openmetrics >= text {
+            Self::OpenMetrics
+        } else {
+            Self::Text
+        }
+    }
+}
+
+/// The Prometheus text format 0.0.4 of an OpenMetrics exposition (as prometheus-client writes
+/// it): counters are declared under their `_total` sample name, `unknown` is `untyped`, and
+/// `# UNIT`, `_created` samples and `# EOF` (OpenMetrics only) are left out.
+fn openmetrics_to_text(openmetrics: &str) -> String {
+    let counters: std::collections::HashSet<&str> = openmetrics
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE ")?.strip_suffix(" counter"))
+        .collect();
+    let mut out = String::with_capacity(openmetrics.len());
+    for line in openmetrics.lines() {
+        let rewritten = if line == "# EOF" || line.starts_with("# UNIT ") {
+            None
+        } else if let Some(rest) = line
+            .strip_prefix("# HELP ")
+            .map(|r| ("# HELP ", r))
+            .or_else(|| line.strip_prefix("# TYPE ").map(|r| ("# TYPE ", r)))
+        {
+            let (kind, rest) = rest;
+            let (name, tail) = rest.split_once(' ').unwrap_or((rest, ""));
+            let tail = if kind == "# TYPE " && tail == "unknown" {
+                "untyped"
+            } else {
+                tail
+            };
+            if counters.contains(name) && !name.ends_with("_total") {
+                Some(format!("{kind}{name}_total {tail}"))
+            } else {
+                Some(format!("{kind}{name} {tail}"))
+            }
+        } else if counters.iter().any(|c| {
+            line.strip_prefix(c)
+                .is_some_and(|r| r.starts_with("_created"))
+        }) {
+            None
+        } else {
+            Some(line.to_owned())
+        };
+        if let Some(line) = rewritten {
+            out.push_str(&line);
+            out.push('\n');
+        }
+    }
+    out
 }
 
 /// A call in flight: dropping it records the call (in-flight gauge, duration, outcome);
-/// one dropped without [`CallTimer::finish`] counts as `aborted`.
+/// one dropped without [`CallTimer::finish`] counts as [`ABORTED`].
 #[derive(Debug)]
 pub struct CallTimer<'a> {
     metrics: &'a Metrics,
@@ -127,8 +266,12 @@ pub struct CallTimer<'a> {
 }
 
 impl CallTimer<'_> {
-    /// The call ended with `outcome` (a class name).
+    /// The call ended with `outcome`, an [`OutcomeClass::as_str`].
     pub fn finish(mut self, outcome: &'static str) {
+        debug_assert!(
+            reset_outcomes().any(|o| o == outcome),
+            "outcome {outcome:?} is not an OutcomeClass name (and so not created at 0 nor documented)"
+        );
         self.outcome = outcome;
     }
 }
@@ -153,19 +296,96 @@ mod tests {
     use super::*;
 
     #[test]
+    fn every_label_value_is_a_series_at_zero_from_the_start() {
+        let text = Metrics::default().encode().expect("encode");
+        let mut series = 0;
+        for outcome in reset_outcomes() {
+            let line = format!("taskreset_resets_total{{outcome=\"{outcome}\"}} 0\n");
+            assert!(text.contains(&line), "missing {line} in\n{text}");
+            series += 1;
+        }
+        for class in OutcomeClass::ALL {
+            assert!(reset_outcomes().any(|o| o == class.as_str()), "{class}");
+        }
+        for reason in RECONCILE_ERROR_REASONS {
+            let line = format!("taskreset_reconcile_errors_total{{reason=\"{reason}\"}} 0\n");
+            assert!(text.contains(&line), "missing {line} in\n{text}");
+            series += 1;
+        }
+        assert_eq!(series, 10);
+    }
+
+    #[test]
+    fn the_text_format_declares_counters_by_their_sample_names() {
+        let m = Metrics::default();
+        m.reconciled();
+        m.call_started().finish("succeeded");
+        let text = m.encode_as(Format::Text).expect("encode");
+        for needle in [
+            "# HELP taskreset_reconciles_total Reconciles run.\n",
+            "# TYPE taskreset_reconciles_total counter\ntaskreset_reconciles_total 1\n",
+            "# TYPE taskreset_resets_total counter\n",
+            "taskreset_resets_total{outcome=\"succeeded\"} 1\n",
+            "# TYPE taskreset_reset_duration_seconds histogram\n",
+            "taskreset_reset_duration_seconds_bucket{le=\"+Inf\"} 1\n",
+            "# TYPE taskreset_leader gauge\ntaskreset_leader 0\n",
+        ] {
+            assert!(text.contains(needle), "missing {needle:?} in\n{text}");
+        }
+        assert!(!text.contains("# EOF"), "{text}");
+        assert!(!text.contains("# TYPE taskreset_resets counter"), "{text}");
+        assert_eq!(
+            m.encode_as(Format::OpenMetrics).expect("encode"),
+            m.encode().expect("encode")
+        );
+    }
+
+    #[test]
+    fn negotiation_follows_the_accept_header() {
+        for (accept, format) in [
+            (None, Format::Text),
+            (Some("*/*"), Format::Text),
+            (Some("text/plain; version=0.0.4"), Format::Text),
+            (Some("text/plain;version=0.0.4;q=1,*/*;q=0.1"), Format::Text),
+            // Prometheus 2.x and 3.x by default.
+            (
+                Some(
+                    "application/openmetrics-text;version=1.0.0,application/openmetrics-text;\
+                     version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1",
+                ),
+                Format::OpenMetrics,
+            ),
+            (
+                Some("application/openmetrics-text; version=1.0.0"),
+                Format::OpenMetrics,
+            ),
+            (
+                Some("application/openmetrics-text;q=0.5,text/plain;q=0.9"),
+                Format::Text,
+            ),
+            (Some("application/openmetrics-text;q=0"), Format::Text),
+            (Some("application/json"), Format::Text),
+        ] {
+            assert_eq!(Format::negotiate(accept), format, "{accept:?}");
+        }
+    }
+
+    #[test]
     fn exposition_names_every_metric_and_counts_calls() {
         let m = Metrics::default();
         m.reconciled();
-        m.reconcile_failed("kube");
+        m.reconcile_failed("api_error");
         m.call_started().finish("succeeded");
         drop(m.call_started());
         m.set_leader(true);
         let text = m.encode().expect("encode");
         for needle in [
             "taskreset_reconciles_total 1",
-            "taskreset_reconcile_errors_total{reason=\"kube\"} 1",
+            "taskreset_reconcile_errors_total{reason=\"api_error\"} 1",
+            "taskreset_reconcile_errors_total{reason=\"ledger\"} 0",
             "taskreset_resets_total{outcome=\"succeeded\"} 1",
             "taskreset_resets_total{outcome=\"aborted\"} 1",
+            "taskreset_resets_total{outcome=\"credentials_rejected\"} 0",
             "taskreset_reset_duration_seconds_count 2",
             "taskreset_resets_in_flight 0",
             "taskreset_leader 1",

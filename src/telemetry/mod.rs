@@ -5,5 +5,5 @@ mod metrics;
 mod server;
 
 pub use logging::{LogFormat, init_logging};
-pub use metrics::Metrics;
+pub use metrics::{Format, Metrics};
 pub use server::{Health, serve};

@@ -6,12 +6,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use axum::Router;
 use axum::extract::State;
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
 use tokio_util::sync::CancellationToken;
 
-use super::Metrics;
+use super::{Format, Metrics};
 
 /// What `/readyz` reports: the TaskReset watch has synced, and this replica knows whether it
 /// leads or stands by.
@@ -70,14 +70,17 @@ pub async fn serve(
     Ok((bound, task))
 }
 
-async fn metrics_handler(State(state): State<AppState>) -> impl IntoResponse {
-    match state.metrics.encode() {
+/// `/metrics` in the format the scraper asks for (see [`Format::negotiate`]).
+async fn metrics_handler(State(state): State<AppState>, headers: HeaderMap) -> impl IntoResponse {
+    let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok());
+    let format = Format::negotiate(accept);
+    match state.metrics.encode_as(format) {
         Ok(text) => (
             StatusCode::OK,
-            [(
-                header::CONTENT_TYPE,
-                "application/openmetrics-text; version=1.0.0; charset=utf-8",
-            )],
+            [
+                (header::CONTENT_TYPE, format.content_type()),
+                (header::VARY, "Accept"),
+            ],
             text,
         )
             .into_response(),
