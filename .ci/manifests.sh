@@ -251,14 +251,30 @@ for origin, objs in sources.items():
             skipped_notes.append(f"{ident} ({obj['apiVersion']}: no built-in schema)")
 
 # --- policy: RBAC is exactly the least-privilege set ----------------------------------------
+# (apiGroup, resource, resourceNames or None) -> verbs. The real-server tests prove these are
+# what the controller uses (tests/real_rbac.rs); this check keeps every rendering in step.
+LEDGER = tuple(f"taskreset-ledger-{i:x}" for i in range(16))
 EXPECTED_RBAC = {
-    ("fdi.roma.io", "taskresets"): {"get", "list", "watch"},
-    ("fdi.roma.io", "taskresets/status"): {"get", "patch", "update"},
-    ("", "secrets"): {"get"},
-    ("", "configmaps"): {"get", "list", "watch", "create", "update", "patch", "delete"},
-    ("events.k8s.io", "events"): {"create", "patch"},
-    ("coordination.k8s.io", "leases"): {"get", "create", "update", "patch"},
+    ("fdi.roma.io", "taskresets", None): {"list", "watch"},
+    ("fdi.roma.io", "taskresets/status", None): {"get", "update"},
+    ("", "secrets", None): {"get"},
+    ("", "configmaps", None): {"create"},
+    ("", "configmaps", LEDGER): {"get", "update"},
+    ("events.k8s.io", "events", None): {"create", "patch"},
+    ("coordination.k8s.io", "leases", None): {"create"},
+    ("coordination.k8s.io", "leases", ("<lease>",)): {"get", "patch"},
 }
+# Granted only where the default Secret lives outside the watched namespace.
+OPTIONAL_RBAC = {("", "secrets", ("<default Secret>",)): {"get"}}
+
+
+def rule_names(res, names):
+    """resourceNames as the policy sees them: the Lease and the default Secret by role."""
+    if names and res == "leases":
+        return ("<lease>",) if len(names) == 1 else names
+    if names and res == "secrets":
+        return ("<default Secret>",) if len(names) == 1 else names
+    return names
 RBAC_SOURCES = [o for o in sources if o.startswith(("kustomize-", "chart ("))]
 for origin in RBAC_SOURCES:
     granted = {}
@@ -272,7 +288,12 @@ for origin in RBAC_SOURCES:
                 for res in rule.get("resources", []):
                     if "*" in (group, res) or "*" in rule.get("verbs", []):
                         fail(f"{origin}: wildcard in {obj['kind']} {obj['metadata']['name']}")
-                    granted.setdefault((group, res), set()).update(rule.get("verbs", []))
+                    names = tuple(rule["resourceNames"]) if rule.get("resourceNames") else None
+                    names = rule_names(res, names)
+                    granted.setdefault((group, res, names), set()).update(rule.get("verbs", []))
+    for key, verbs in OPTIONAL_RBAC.items():
+        if granted.get(key) == verbs:
+            del granted[key]
     if granted != EXPECTED_RBAC:
         extra = {k: sorted(v - EXPECTED_RBAC.get(k, set())) for k, v in granted.items()
                  if v - EXPECTED_RBAC.get(k, set())}

@@ -75,19 +75,26 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 # Watch the objects it reconciles.
 - apiGroups: ["fdi.roma.io"]
   resources: ["taskresets"]
-  verbs: ["get", "list", "watch"]
-# Claim and record each reset in .status.
+  verbs: ["list", "watch"]
+# Claim and record each reset in .status (update with the resourceVersion as precondition;
+# get re-reads it before the result write).
 - apiGroups: ["fdi.roma.io"]
   resources: ["taskresets/status"]
-  verbs: ["get", "patch", "update"]
+  verbs: ["get", "update"]
 # Read credentials (spec.credentialsSecretRef and the default Secret). Never list or watch.
 - apiGroups: [""]
   resources: ["secrets"]
   verbs: ["get"]
-# The execution ledger: ConfigMaps taskreset-ledger-* in each TaskReset namespace.
+# The execution ledger: the 16 ConfigMaps taskreset-ledger-0 .. -f in each TaskReset namespace
+# (read, created, updated; never listed, watched, patched or deleted). Create cannot be
+# limited by name.
 - apiGroups: [""]
   resources: ["configmaps"]
-  verbs: ["get", "list", "watch", "create", "update", "patch", "delete"]
+  verbs: ["create"]
+- apiGroups: [""]
+  resources: ["configmaps"]
+  resourceNames: ["taskreset-ledger-0", "taskreset-ledger-1", "taskreset-ledger-2", "taskreset-ledger-3", "taskreset-ledger-4", "taskreset-ledger-5", "taskreset-ledger-6", "taskreset-ledger-7", "taskreset-ledger-8", "taskreset-ledger-9", "taskreset-ledger-a", "taskreset-ledger-b", "taskreset-ledger-c", "taskreset-ledger-d", "taskreset-ledger-e", "taskreset-ledger-f"]
+  verbs: ["get", "update"]
 # Events on TaskResets; patch aggregates repeated ones.
 - apiGroups: ["events.k8s.io"]
   resources: ["events"]
