@@ -14,7 +14,7 @@ use tracing::{debug, info, warn};
 use super::conditions::Reason;
 use super::credentials::{self, Lookup};
 use super::decision::{self, Attempt, Decision, Note, Update};
-use super::limits::Target;
+use super::limits::{Target, Waiter};
 use super::{Context, Error, FIELD_MANAGER};
 use crate::api::{Phase, RetryPolicy, TaskReset, TaskResetStatus};
 use crate::ledger::{RunKey, Runner, Verdict};
@@ -120,6 +120,28 @@ async fn attempt_reset(
             return apply(tr, update, ctx).await;
         }
     };
+    let target = Target {
+        endpoint: endpoint.to_string(),
+        project_id: attempt.spec.project_id.clone(),
+        instance_id: attempt.spec.instance_id.clone(),
+        task_id: attempt.spec.task_id.clone(),
+    };
+    if ctx.stop.is_cancelled() {
+        return Ok(stopped());
+    }
+    // Waiting for a turn holds no reconcile slot: ask again when told.
+    let waiter = Waiter {
+        namespace: tr.metadata.namespace.clone().unwrap_or_default(),
+        name: tr.name_any(),
+    };
+    let mut permit = match ctx
+        .limits
+        .try_acquire(&waiter, &target, tokio::time::Instant::now())
+    {
+        Ok(permit) => permit,
+        Err(wait) => return Ok(Action::requeue(wait)),
+    };
+    // Read only with a permit in hand: objects waiting for their turn cost no API request.
     let credentials = match credentials::lookup(&ctx.client, tr, ctx.default_secret.as_ref())
         .await
         .map_err(|source| Error::Kube {
@@ -136,20 +158,6 @@ async fn attempt_reset(
             };
         }
     };
-    let target = Target {
-        endpoint: endpoint.to_string(),
-        project_id: attempt.spec.project_id.clone(),
-        instance_id: attempt.spec.instance_id.clone(),
-        task_id: attempt.spec.task_id.clone(),
-    };
-    let _permit = tokio::select! {
-        permit = ctx.limits.acquire(target) => permit,
-        () = ctx.stop.cancelled() => return Ok(stopped()),
-    };
-    // Waiting for the permit takes time: notAfter may have passed meanwhile.
-    if let Decision::Write(update) = decision::decide(tr, Timestamp::now(), &ctx.policy) {
-        return apply(tr, update, ctx).await;
-    }
     if ctx.stop.is_cancelled() {
         return Ok(stopped());
     }
@@ -217,6 +225,7 @@ async fn attempt_reset(
         status: claimed,
         object: claimed_obj,
     };
+    permit.calling();
     Ok(call_and_record(ctx, tr, claim, endpoint, &credentials).await)
 }
 

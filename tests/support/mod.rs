@@ -79,7 +79,12 @@ impl Env {
 
     /// Create or replace a Secret in [`NS`].
     pub async fn put_secret(&self, name: &str, data: &[(&str, &str)]) {
-        let secrets: Api<Secret> = Api::namespaced(self.client.clone(), NS);
+        self.put_secret_in(NS, name, data).await;
+    }
+
+    /// Create or replace a Secret in `namespace`.
+    pub async fn put_secret_in(&self, namespace: &str, name: &str, data: &[(&str, &str)]) {
+        let secrets: Api<Secret> = Api::namespaced(self.client.clone(), namespace);
         let secret = Secret {
             metadata: ObjectMeta {
                 name: Some(name.to_owned()),
