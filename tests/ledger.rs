@@ -53,6 +53,7 @@ async fn thousands_of_runs_stay_well_inside_the_object_size_limit() {
                     attempt: 1,
                     base: "1".into(),
                     retries_ambiguous: false,
+                    retry_of: None,
                 };
                 let now = jiff::Timestamp::now();
                 let verdict = ledger
@@ -123,6 +124,7 @@ async fn thousands_of_runs_stay_well_inside_the_object_size_limit() {
         attempt: 1,
         base: "1".into(),
         retries_ambiguous: false,
+        retry_of: None,
     };
     let verdict = ledger
         .reserve(&key, &runner, jiff::Timestamp::now())

@@ -36,6 +36,7 @@ fn runner(tr: &TaskReset) -> Runner {
         attempt: 1,
         base: "1".into(),
         retries_ambiguous: false,
+        retry_of: None,
     }
 }
 

@@ -226,6 +226,11 @@ pub struct TaskResetStatus {
     /// X-Request-Id of the last remote answer, for Huawei Cloud support.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub request_id: Option<String>,
+    /// The first attempt of this generation whose outcome is unknown (it may have reset the
+    /// task). Set when `retryPolicy: Always` retries after it; from then on the generation
+    /// never reads as not executed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ambiguous_attempt: Option<u32>,
     /// Ready (True when Succeeded), Reconciling (while working) and Stalled (when a human is
     /// needed), each with the generation it describes.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

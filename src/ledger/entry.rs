@@ -179,6 +179,11 @@ pub struct Runner {
     pub base: String,
     /// Whether the spec retries after an ambiguous outcome (`retryPolicy: Always`).
     pub retries_ambiguous: bool,
+    /// The earlier attempt of this generation whose result the object's status records as
+    /// retried (`Retrying`, or `Pending` after a 401): this attempt is its retry. Lets an
+    /// attempt pass an entry that attempt left open (its completion was lost to a crash or an
+    /// API failure after the status write).
+    pub retry_of: Option<u32>,
 }
 
 impl Runner {
@@ -220,7 +225,8 @@ impl Verdict {
 
 /// The pure rule of DESIGN 3.8 and of the guarantee: a run that may have executed is never
 /// run again. The exceptions are a run that provably did not execute (rejected or never sent),
-/// this attempt's own reservation whose claim never landed, and a `retryPolicy: Always` retry
+/// this attempt's own reservation whose claim never landed, the retry of an attempt whose
+/// retried result the status records (its entry left open), and a `retryPolicy: Always` retry
 /// after an ambiguous attempt of the same generation (which the new reservation remembers).
 pub fn verdict(existing: Option<&Entry>, runner: &Runner) -> Verdict {
     let Some(entry) = existing else {
@@ -230,6 +236,16 @@ pub fn verdict(existing: Option<&Entry>, runner: &Runner) -> Verdict {
         return Verdict::PROCEED;
     }
     if entry.unclaimed_reservation_of(runner) {
+        return Verdict::Proceed {
+            ambiguous_attempt: entry.ambiguous_attempt,
+        };
+    }
+    let retry_of_open = entry.outcome.is_none()
+        && entry.same_run(runner)
+        && runner.retry_of == Some(entry.attempt)
+        && entry.attempt < runner.attempt;
+    if retry_of_open {
+        // Whether that attempt was the ambiguous kind, the status says (`ambiguousAttempt`).
         return Verdict::Proceed {
             ambiguous_attempt: entry.ambiguous_attempt,
         };
@@ -349,6 +365,7 @@ mod tests {
             attempt,
             base: base.into(),
             retries_ambiguous,
+            retry_of: None,
         }
     }
 
@@ -437,6 +454,23 @@ mod tests {
         );
         open.base = None;
         assert!(blocked(&verdict(Some(&open), &runner("u1", 1, "7", false))));
+    }
+
+    /// An attempt's completion lost after its retried result reached the status: the retry
+    /// passes (the status's `ambiguousAttempt` tells whether that attempt may have executed).
+    #[test]
+    fn the_retry_recorded_in_the_status_passes_the_entry_its_attempt_left_open() {
+        let open = entry("u1", 1, None);
+        let mut retry = runner("u1", 2, "9", false);
+        assert!(blocked(&verdict(Some(&open), &retry)), "no recorded retry");
+        retry.retry_of = Some(1);
+        assert_eq!(verdict(Some(&open), &retry), Verdict::PROCEED);
+        let mut cleared = runner("u1", 1, "9", false);
+        cleared.retry_of = Some(1);
+        assert!(
+            blocked(&verdict(Some(&open), &cleared)),
+            "only a later attempt is a retry"
+        );
     }
 
     /// Issue 11.2: `retryPolicy: Always` retries after an ambiguous attempt, and the ledger

@@ -82,9 +82,12 @@ pub struct Attempt {
     pub number: u32,
     /// The validated spec to call with.
     pub spec: ValidSpec,
-    /// An earlier attempt of this generation that may have executed (the ledger's word,
-    /// set once the attempt is reserved): with `retryPolicy: Always` the attempt goes ahead,
-    /// but its failure still reads "may have executed".
+    /// The earlier attempt whose retried result (`Retrying`, or `Pending` after a 401) the
+    /// status records: this attempt is its retry.
+    pub retry_of: Option<u32>,
+    /// An earlier attempt of this generation that may have executed (from the status, and
+    /// the ledger's word once the attempt is reserved): with `retryPolicy: Always` the attempt
+    /// goes ahead, but its failure still reads "may have executed".
     pub ambiguous_before: Option<u32>,
 }
 
@@ -225,11 +228,13 @@ pub fn decide(tr: &TaskReset, now: Timestamp, policy: &Policy) -> Decision {
     {
         return Decision::Wait(until(next.0, now));
     }
+    let retried = matches!(phase, Some(Phase::Retrying | Phase::Pending));
     Decision::Attempt(Attempt {
         generation,
         number: status.attempts.unwrap_or(0) + 1,
         spec,
-        ambiguous_before: None,
+        retry_of: status.attempts.filter(|_| retried),
+        ambiguous_before: status.ambiguous_attempt,
     })
 }
 
@@ -460,6 +465,9 @@ pub fn record(
         OutcomeClass::Ambiguous => attempt.spec.retry_policy == RetryPolicy::Always,
         _ => false,
     };
+    status.ambiguous_attempt = attempt
+        .ambiguous_before
+        .or((class == OutcomeClass::Ambiguous).then_some(n));
     let retry_in = retry_allowed && n < policy.max_attempts;
     let rerun_hint = "Check the task in ROMA Connect, then set a new spec.runId to run it again";
     // (phase, reason, message, event reason, delay before the next attempt)

@@ -334,6 +334,13 @@ fn a_retry_is_attempted_once_next_attempt_time_passes() {
     );
     let attempt = attempt_of(decide(&tr, ts("2026-11-29T12:00:02Z"), &policy()));
     assert_eq!(attempt.number, 2);
+    assert_eq!(
+        attempt.retry_of,
+        Some(1),
+        "the retry of the recorded attempt"
+    );
+    let fresh = attempt_of(decide(&object(1, None), now(), &policy()));
+    assert_eq!(fresh.retry_of, None);
 }
 
 #[test]
@@ -501,6 +508,11 @@ fn after_an_ambiguous_attempt_no_outcome_reads_as_not_executed() {
     let message = &rejected.status.conditions[0].message;
     assert!(message.contains("attempt 1 may have reset"), "{message}");
     assert_eq!(ledger, Phase::Unknown, "the ledger keeps may-have-executed");
+    assert_eq!(
+        rejected.status.ambiguous_attempt,
+        Some(1),
+        "and so does the status"
+    );
 
     let (exhausted, ledger) = after_ambiguous(
         http_error(429, "APIGW.0308", "over ratelimit", true),
@@ -538,6 +550,25 @@ fn after_an_ambiguous_attempt_no_outcome_reads_as_not_executed() {
     );
     assert_eq!(succeeded.status.phase, Some(Phase::Succeeded));
     assert_eq!(ledger, Phase::Succeeded);
+}
+
+#[test]
+fn an_ambiguous_attempt_retried_under_always_is_remembered_in_the_status() {
+    let timeout = ResetOutcome::Ambiguous {
+        reason: "timed out".into(),
+    };
+    let update = recorded(timeout, OutcomeClass::Ambiguous, RetryPolicy::Always, 1);
+    assert_eq!(update.status.phase, Some(Phase::Retrying));
+    assert_eq!(update.status.ambiguous_attempt, Some(1));
+    let tr = object(1, Some(update.status));
+    let later = ts("2026-11-29T13:00:00Z");
+    let retry = attempt_of(decide(&tr, later, &policy()));
+    assert_eq!(retry.ambiguous_before, Some(1), "the next attempt knows it");
+    assert_eq!(
+        claim(&tr, &retry, later).ambiguous_attempt,
+        Some(1),
+        "the claim keeps it"
+    );
 }
 
 #[test]

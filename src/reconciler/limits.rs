@@ -41,7 +41,7 @@ const MIN_WAIT: Duration = Duration::from_millis(20);
 const MAX_WAIT: Duration = Duration::from_secs(30);
 /// A waiter that has not come back this long after it was due loses its place (the object
 /// was deleted, or no longer needs a call).
-const PLACE_KEPT: Duration = Duration::from_secs(5);
+const PLACE_KEPT: Duration = Duration::from_secs(2);
 /// First guess of a call's length (then a moving average of real calls), to tell a waiter
 /// when a concurrency slot or its target frees.
 const CALL_GUESS: Duration = Duration::from_millis(200);
@@ -207,16 +207,15 @@ impl State {
         self.refilled = now;
     }
 
-    /// Drop waiters at the head of each turn that did not come back in time.
+    /// Drop the waiters that did not come back in time (the object was deleted, or needs no
+    /// call any more): they must not stand before anyone.
     fn prune(&mut self, now: Instant) {
         let queues = &mut self.queues;
         self.turns.retain(|ns| {
             let Some(queue) = queues.get_mut(ns) else {
                 return false;
             };
-            while queue.front().is_some_and(|(_, until)| *until < now) {
-                queue.pop_front();
-            }
+            queue.retain(|(_, until)| *until >= now);
             if queue.is_empty() {
                 queues.remove(ns);
                 return false;

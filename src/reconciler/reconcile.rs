@@ -14,7 +14,7 @@ use tracing::{debug, info, warn};
 use super::conditions::Reason;
 use super::credentials::{self, Lookup};
 use super::decision::{self, Attempt, Decision, Note, Update};
-use super::limits::{Target, Waiter};
+use super::limits::{CallPermit, Target, Waiter};
 use super::{Context, Error, FIELD_MANAGER};
 use crate::api::{Phase, RetryPolicy, TaskReset, TaskResetStatus};
 use crate::ledger::{RunKey, Runner, Verdict};
@@ -171,6 +171,7 @@ async fn attempt_reset(
         attempt: attempt.number,
         base: tr.metadata.resource_version.clone().unwrap_or_default(),
         retries_ambiguous: attempt.spec.retry_policy == RetryPolicy::Always,
+        retry_of: attempt.retry_of,
     };
     let reservation = ctx.ledger.reserve(&key, &runner, Timestamp::now()).await?;
     attempt.ambiguous_before = match reservation.verdict {
@@ -178,7 +179,7 @@ async fn attempt_reset(
             let update = decision::already_executed(tr, &entry, Timestamp::now());
             return apply(tr, update, ctx).await;
         }
-        Verdict::Proceed { ambiguous_attempt } => ambiguous_attempt,
+        Verdict::Proceed { ambiguous_attempt } => attempt.ambiguous_before.or(ambiguous_attempt),
     };
     let release = || async {
         let replaced = reservation.replaced.clone();
@@ -226,7 +227,7 @@ async fn attempt_reset(
         object: claimed_obj,
     };
     permit.calling();
-    Ok(call_and_record(ctx, tr, claim, endpoint, &credentials).await)
+    Ok(call_and_record(ctx, tr, claim, endpoint, &credentials, permit).await)
 }
 
 /// An attempt whose claim landed: what the call and its records need.
@@ -248,6 +249,7 @@ async fn call_and_record(
     claim: Claimed,
     endpoint: Endpoint,
     credentials: &Credentials,
+    permit: CallPermit,
 ) -> Action {
     let Claimed {
         attempt,
@@ -266,6 +268,8 @@ async fn call_and_record(
     };
     let timer = ctx.metrics.call_started();
     let outcome = ctx.roma.reset(&request, credentials).await;
+    // The call is over: its slot and its target are free while the result is recorded.
+    drop(permit);
     let class = classify(&outcome);
     timer.finish(class.as_str());
     let update = decision::record(

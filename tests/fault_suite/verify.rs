@@ -249,7 +249,18 @@ fn generation(
     let last = calls
         .last()
         .map(|call| (*call, step_for(script, calls.len() - 1)));
-    if let Err(why) = status_matches(evidence, object, status, &reason, last, calls, executed) {
+    // Under retryPolicy Always, an ambiguous attempt before the last: "may have executed" is
+    // never downgraded by a later answer.
+    let earlier_ambiguous = (0..calls.len().saturating_sub(1)).find(|&i| {
+        plan::class(step_for(script, i), evidence.knobs.request_timeout) == Class::Ambiguous
+    });
+    let answers = Answers {
+        last,
+        calls,
+        executed,
+        earlier_ambiguous,
+    };
+    if let Err(why) = status_matches(evidence, object, status, &reason, &answers) {
         found.wrong_statuses += 1;
         found.problems.push(format!(
             "{name} gen {g}: {phase}/{reason} does not match the calls: {why}; status {status:?}; calls {:?}",
@@ -262,16 +273,31 @@ fn generation(
     ledger(evidence, object, g, outcome, calls.len(), key, found);
 }
 
+/// What the simulator answered one generation.
+struct Answers<'a> {
+    /// The last call and the scripted step it met.
+    last: Option<(&'a CallRecord, &'a Step)>,
+    calls: &'a [&'a CallRecord],
+    /// How many calls executed the reset.
+    executed: usize,
+    /// The index of the first call before the last whose outcome was ambiguous.
+    earlier_ambiguous: Option<usize>,
+}
+
 /// Whether the terminal status tells what the simulator answered.
 fn status_matches(
     evidence: &Evidence<'_>,
     object: &ObjectPlan,
     status: &TaskResetStatus,
     reason: &str,
-    last: Option<(&CallRecord, &Step)>,
-    calls: &[&CallRecord],
-    executed: usize,
+    answers: &Answers<'_>,
 ) -> Result<(), String> {
+    let Answers {
+        last,
+        calls,
+        executed,
+        earlier_ambiguous,
+    } = *answers;
     let knobs = &evidence.knobs;
     let exhausted = status.attempts.unwrap_or(0) >= knobs.max_attempts;
     let answered = |call: &CallRecord| {
@@ -337,6 +363,22 @@ fn status_matches(
             )?;
             answered(call)?;
             error_fields(step)
+        }
+        (Some(Phase::Unknown), "OutcomeUnknown")
+            if class != Some(Class::Ambiguous) && earlier_ambiguous.is_some() =>
+        {
+            let (call, _) = last.ok_or("no call")?;
+            expect(
+                object.policy == RetryPolicy::Always,
+                "an earlier ambiguous attempt was retried without retryPolicy Always",
+            )?;
+            expect(class != Some(Class::Success), "a success reads as unknown")?;
+            expect(executed <= 1, "more than one execution")?;
+            expect(
+                status.ambiguous_attempt.is_some(),
+                "no ambiguousAttempt in the status",
+            )?;
+            answered(call)
         }
         (Some(Phase::Unknown), "OutcomeUnknown") => {
             let (call, step) = last.ok_or("no call")?;
