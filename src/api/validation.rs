@@ -315,6 +315,54 @@ mod tests {
         assert!(!err.to_string().contains("hunter2"), "{err}");
     }
 
+    /// Issue 11.6 and 11.11: the CRD's bounds, again in the controller.
+    #[test]
+    fn free_text_is_bounded_and_secret_names_are_dns_1123() {
+        use crate::api::SecretReference;
+        let mut s = spec();
+        s.run_id = Some("r".repeat(MAX_RUN_ID_LEN));
+        s.endpoint = Some(format!("https://roma.example/{}", "p".repeat(2027)));
+        assert_eq!(s.endpoint.as_ref().map(|e| e.len()), Some(MAX_ENDPOINT_LEN));
+        assert!(s.validate().is_ok());
+        s.run_id = Some("é".repeat(MAX_RUN_ID_LEN)); // characters, not bytes
+        assert!(s.validate().is_ok());
+        s.run_id = Some("r".repeat(MAX_RUN_ID_LEN + 1));
+        assert_eq!(
+            s.validate(),
+            Err(SpecError::TooLong {
+                field: "runId",
+                len: 254,
+                max: 253
+            })
+        );
+        s.run_id = None;
+        s.endpoint = Some(format!("https://roma.example/{}", "p".repeat(2028)));
+        assert!(matches!(
+            s.validate(),
+            Err(SpecError::TooLong {
+                field: "endpoint",
+                ..
+            })
+        ));
+        let mut s = spec();
+        for (name, ok) in [
+            ("roma-credentials", true),
+            ("a.b-c.d", true),
+            ("tok?x=1", false),
+            ("a/b", false),
+            ("Tok", false),
+            ("-a", false),
+            ("a..b", false),
+            ("", false),
+        ] {
+            s.credentials_secret_ref = Some(SecretReference { name: name.into() });
+            assert_eq!(s.validate().is_ok(), ok, "{name:?}");
+            assert_eq!(is_dns1123_subdomain(name), ok, "{name:?}");
+        }
+        assert!(is_dns1123_subdomain(&"a".repeat(253)));
+        assert!(!is_dns1123_subdomain(&"a".repeat(254)));
+    }
+
     #[test]
     fn bad_date_from_is_a_spec_error() {
         let mut s = spec();
