@@ -188,8 +188,15 @@ mod tests {
         }
     }
 
+    /// Issue 11.13 and 11.11: what `jiff::Timestamp` (the parser before) refused.
     #[test]
     fn reaches_the_end_of_year_9999_and_any_fraction_length() {
+        assert!("9999-12-31T23:59:59.999Z".parse::<Timestamp>().is_err());
+        assert!(
+            "2030-01-01T00:00:00.1234567891Z"
+                .parse::<Timestamp>()
+                .is_err()
+        );
         assert_eq!(ms("9999-12-31T23:59:59.999Z"), 253_402_300_799_999);
         assert_eq!(
             ms("9999-12-31T23:59:59.9999999999999Z"),

@@ -234,4 +234,62 @@ mod tests {
             assert!(bad.parse::<SecretRef>().is_err(), "{bad}");
         }
     }
+
+    /// The restriction and the name check hold through `lookup` against an API server: the
+    /// default Secret is read only for a listed namespace, and an invalid name is never sent.
+    #[tokio::test]
+    async fn lookup_honours_the_namespace_list_and_never_sends_a_bad_name() {
+        use k8s_openapi::ByteString;
+        use kube::api::PostParams;
+        use taskreset_simulators::kube_api::{KubeApiConfig, KubeApiServer};
+
+        let kube = KubeApiServer::start(KubeApiConfig::default())
+            .await
+            .expect("kube sim");
+        let client = kube.client().await;
+        let secret = Secret {
+            metadata: kube::api::ObjectMeta {
+                name: Some("roma".into()),
+                ..Default::default()
+            },
+            data: Some(
+                [("token".to_owned(), ByteString(b"t0ken".to_vec()))]
+                    .into_iter()
+                    .collect(),
+            ),
+            ..Default::default()
+        };
+        Api::<Secret>::namespaced(client.clone(), "ops")
+            .create(&PostParams::default(), &secret)
+            .await
+            .expect("Secret");
+        let default = "ops/roma"
+            .parse::<SecretRef>()
+            .expect("parse")
+            .restricted_to(&["data".to_owned()]);
+        let allowed = lookup(&client, &tr("data", None), Some(&default))
+            .await
+            .expect("lookup");
+        assert!(matches!(allowed, Lookup::Found(_)), "{allowed:?}");
+        kube.reset_request_log();
+        let refused = lookup(&client, &tr("tenant-b", None), Some(&default))
+            .await
+            .expect("lookup");
+        let Lookup::Missing(message) = refused else {
+            panic!("tenant-b must not get the default Secret");
+        };
+        assert!(message.contains("not available to namespace"), "{message}");
+        let bad = lookup(&client, &tr("data", Some("roma?x=1")), None)
+            .await
+            .expect("lookup");
+        assert!(matches!(bad, Lookup::Missing(_)), "{bad:?}");
+        let secret_reads: Vec<String> = kube
+            .request_log()
+            .into_iter()
+            .filter(|r| r.path.contains("/secrets"))
+            .map(|r| format!("{} {}?{}", r.method, r.path, r.query))
+            .collect();
+        assert!(secret_reads.is_empty(), "{secret_reads:?}");
+        kube.shutdown().await;
+    }
 }
