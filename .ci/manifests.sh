@@ -309,6 +309,7 @@ for origin in RBAC_SOURCES:
 VALUE_FLAGS = {
     "namespace": r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$",
     "default-credentials-secret": r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?/[a-z0-9]([-a-z0-9.]*[a-z0-9])?$",
+    "default-credentials-namespaces": r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(,[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$",
     "default-region": r"^[a-z]{2}(-[a-z]+)+-[0-9]+$",
     "default-endpoint": r"^https?://[^\s/?#,]+(/[^\s?#,]*)?$",
     "allowed-endpoints": r"^https?://[^\s,]+(,https?://[^\s,]+)*$",

@@ -281,3 +281,284 @@ fn defaults_apply_when_optional_fields_are_omitted() {
     assert_eq!(tr.spec.date_from, None);
     assert_eq!(tr.current_phase(), None);
 }
+
+// ---------------------------------------------------------------------------------------
+// Admission: the committed CRD on the project's Kubernetes API simulator, and the controller's
+// own validation, must agree on every input (issue 11, points 6, 11 and 13).
+
+mod admission {
+    use super::*;
+    use kube::api::{Api, DynamicObject, PostParams};
+    use kube::core::ApiResource;
+    use taskreset_simulators::kube_api::{KubeApiConfig, KubeApiServer};
+
+    const NS: &str = "data";
+
+    struct Sim {
+        _kube: taskreset_simulators::kube_api::KubeApiHandle,
+        client: kube::Client,
+    }
+
+    async fn sim() -> Sim {
+        let kube = KubeApiServer::start(KubeApiConfig::default())
+            .await
+            .expect("kube sim");
+        let client = kube.client().await;
+        let crd: CustomResourceDefinition = serde_saphyr::from_str(&committed_crd()).expect("CRD");
+        Api::<CustomResourceDefinition>::all(client.clone())
+            .create(&PostParams::default(), &crd)
+            .await
+            .expect("the committed CRD is accepted");
+        Sim {
+            _kube: kube,
+            client,
+        }
+    }
+
+    fn object(name: &str, edit: &Value) -> Value {
+        let mut spec = serde_json::json!({
+            "projectId": "p1", "instanceId": "i1", "taskId": "t1", "region": "cn-north-4"
+        });
+        for (k, v) in edit.as_object().expect("edit") {
+            spec[k] = v.clone();
+        }
+        serde_json::json!({
+            "apiVersion": "fdi.roma.io/v1alpha1", "kind": "TaskReset",
+            "metadata": {"name": name, "namespace": NS}, "spec": spec
+        })
+    }
+
+    /// Create the object; `Ok` when admitted, else the API server's message.
+    async fn admit(sim: &Sim, name: &str, edit: &Value) -> Result<Value, String> {
+        let api: Api<DynamicObject> = Api::namespaced_with(
+            sim.client.clone(),
+            NS,
+            &ApiResource::erase::<TaskReset>(&()),
+        );
+        let obj: DynamicObject = serde_json::from_value(object(name, edit)).expect("object");
+        match api.create(&PostParams::default(), &obj).await {
+            Ok(created) => Ok(serde_json::to_value(created).expect("json")),
+            Err(kube::Error::Api(status)) if status.code == 422 => Err(status.message),
+            Err(other) => panic!("{name}: unexpected error {other}"),
+        }
+    }
+
+    /// What the controller makes of the object: `Ok` when it would act on it.
+    fn controller_accepts(doc: Value) -> Result<(), String> {
+        let tr: TaskReset = serde_json::from_value(doc).map_err(|e| e.to_string())?;
+        tr.spec.validate().map(|_| ()).map_err(|e| e.to_string())
+    }
+
+    /// Each case: admitted by the CRD exactly when the controller accepts it.
+    async fn agree(cases: &[(&str, Value, bool)]) {
+        let sim = sim().await;
+        let mut failures = Vec::new();
+        for (i, (what, edit, want)) in cases.iter().enumerate() {
+            let name = format!("case-{i}");
+            let admitted = admit(&sim, &name, edit).await;
+            let controller = controller_accepts(object(&name, edit));
+            if admitted.is_ok() != *want || controller.is_ok() != *want {
+                failures.push(format!(
+                    "{what}: want admitted={want}; CRD: {:?}; controller: {:?}",
+                    admitted.as_ref().map(|_| "admitted"),
+                    controller
+                ));
+            }
+            if let Ok(stored) = admitted {
+                // What the API server stores, the controller reads.
+                let back: Result<TaskReset, _> = serde_json::from_value(stored);
+                if let Err(e) = back {
+                    failures.push(format!("{what}: stored object unreadable: {e}"));
+                }
+            }
+        }
+        assert!(failures.is_empty(), "{}", failures.join("\n"));
+    }
+
+    fn s(n: usize) -> String {
+        "a".repeat(n)
+    }
+
+    /// Point 6: every free-text field has a maxLength, enforced by both.
+    #[tokio::test]
+    async fn lengths_are_bounded_in_the_crd_and_the_controller() {
+        let endpoint = |n: usize| {
+            let base = "https://roma.example/";
+            format!("{base}{}", "p".repeat(n - base.len()))
+        };
+        let region = |n: usize| format!("cn-{}-4", "n".repeat(n - 5));
+        agree(&[
+            (
+                "endpoint of 2048",
+                serde_json::json!({"endpoint": endpoint(2048)}),
+                true,
+            ),
+            (
+                "endpoint of 2049",
+                serde_json::json!({"endpoint": endpoint(2049)}),
+                false,
+            ),
+            ("runId of 253", serde_json::json!({"runId": s(253)}), true),
+            ("runId of 254", serde_json::json!({"runId": s(254)}), false),
+            (
+                "region of 63",
+                serde_json::json!({"region": region(63)}),
+                true,
+            ),
+            (
+                "region of 64",
+                serde_json::json!({"region": region(64)}),
+                false,
+            ),
+            (
+                "secret of 253",
+                serde_json::json!({"credentialsSecretRef": {"name": s(253)}}),
+                true,
+            ),
+            (
+                "secret of 254",
+                serde_json::json!({"credentialsSecretRef": {"name": s(254)}}),
+                false,
+            ),
+            ("taskId of 64", serde_json::json!({"taskId": s(64)}), true),
+            ("taskId of 65", serde_json::json!({"taskId": s(65)}), false),
+        ])
+        .await;
+        let schema = schema();
+        let spec = &schema["properties"]["spec"]["properties"];
+        for (field, max) in [
+            ("projectId", 64),
+            ("instanceId", 64),
+            ("taskId", 64),
+            ("region", 63),
+            ("endpoint", 2048),
+            ("runId", 253),
+            ("dateFrom", 64),
+            ("notAfter", 64),
+        ] {
+            assert_eq!(spec[field]["maxLength"], max, "{field}");
+        }
+        assert_eq!(
+            spec["credentialsSecretRef"]["properties"]["name"]["maxLength"],
+            253
+        );
+    }
+
+    /// Point 11: a Secret name is a DNS-1123 subdomain (`tok?x=1` read Secret `tok`).
+    #[tokio::test]
+    async fn secret_names_are_dns_1123_subdomains() {
+        let name = |n: &str| serde_json::json!({"credentialsSecretRef": {"name": n}});
+        agree(&[
+            ("plain", name("roma-credentials"), true),
+            ("dotted", name("roma.credentials-1"), true),
+            ("query", name("tok?x=1"), false),
+            ("slash", name("a/b"), false),
+            ("dot-dot", name(".."), false),
+            ("percent", name("tok%2F"), false),
+            ("upper case", name("Tok"), false),
+            ("leading dash", name("-tok"), false),
+            ("empty", name(""), false),
+        ])
+        .await;
+    }
+
+    /// Point 13: `dateFrom` accepts the same range as an integer and as a string, and refuses
+    /// the same, at both ends (offsets included).
+    #[tokio::test]
+    async fn date_from_has_one_range_in_both_forms() {
+        let d = |v: Value| serde_json::json!({ "dateFrom": v });
+        agree(&[
+            ("int 0", d(0.into()), true),
+            ("int -1", d((-1).into()), false),
+            ("int max", d(253_402_300_799_999_i64.into()), true),
+            ("int max + 1", d(253_402_300_800_000_i64.into()), false),
+            ("string max", d("9999-12-31T23:59:59.999Z".into()), true),
+            (
+                "string max, nanoseconds",
+                d("9999-12-31T23:59:59.999999999Z".into()),
+                true,
+            ),
+            (
+                "string max, offset",
+                d("9999-12-31T22:59:59.999-01:00".into()),
+                true,
+            ),
+            (
+                "string past max, offset",
+                d("9999-12-31T23:00:00-01:00".into()),
+                false,
+            ),
+            (
+                "string past max by a minute",
+                d("9999-12-31T23:59:59-00:01".into()),
+                false,
+            ),
+            ("string epoch", d("1970-01-01T00:00:00Z".into()), true),
+            (
+                "string epoch, east",
+                d("1970-01-01T08:00:00+08:00".into()),
+                true,
+            ),
+            (
+                "string epoch, west",
+                d("1969-12-31T23:00:00-01:00".into()),
+                true,
+            ),
+            (
+                "string before epoch",
+                d("1969-12-31T23:59:59.999Z".into()),
+                false,
+            ),
+            (
+                "string before epoch, east",
+                d("1970-01-01T07:59:59.999+08:00".into()),
+                false,
+            ),
+            (
+                "string before epoch, west",
+                d("1969-12-31T22:59:59-01:00".into()),
+                false,
+            ),
+            ("string 1960", d("1960-06-01T00:00:00Z".into()), false),
+            (
+                "ten fractional digits",
+                d("2021-08-27T08:25:14.1234567890Z".into()),
+                true,
+            ),
+            (
+                "offset of 24 hours",
+                d("2021-08-27T08:25:14+24:00".into()),
+                false,
+            ),
+            (
+                "too long",
+                d(format!("2021-08-27T08:25:14.{}Z", "1".repeat(60)).into()),
+                false,
+            ),
+            ("not a date", d("tomorrow".into()), false),
+        ])
+        .await;
+    }
+
+    /// Point 11: a `notAfter` kube-apiserver stores is one the controller can read; what the
+    /// controller cannot read is refused at admission.
+    #[tokio::test]
+    async fn not_after_admitted_is_not_after_readable() {
+        let n = |v: &str| serde_json::json!({ "notAfter": v });
+        agree(&[
+            ("plain", n("2030-01-01T00:00:00Z"), true),
+            (
+                "ten fractional digits",
+                n("2030-01-01T00:00:00.1234567890Z"),
+                true,
+            ),
+            ("lower case", n("2030-01-01t00:00:00.5z"), true),
+            ("end of year 9999", n("9999-12-31T23:59:59-23:59"), true),
+            ("any separator", n("2030-01-01T00:00:00x5Z"), false),
+            ("offset 99:99", n("2030-01-01T00:00:00+99:99"), false),
+            ("leap second", n("2030-01-01T00:00:60Z"), false),
+            ("not a date", n("2030-02-30T00:00:00Z"), false),
+        ])
+        .await;
+    }
+}

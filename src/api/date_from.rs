@@ -9,14 +9,33 @@ use serde::{Deserialize, Serialize};
 /// four-digit years that RFC 3339 can write.
 pub const MAX_EPOCH_MILLIS: i64 = 253_402_300_799_999;
 
-/// The regular expression (RE2 syntax, as CEL uses) that a string `dateFrom` must match.
-///
-/// Date, `T` (or `t` or a space), time with optional fraction, then `Z` or a numeric offset.
-pub const RFC3339_PATTERN: &str = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}:[0-9]{2}([.][0-9]+)?([Zz]|[+-][0-9]{2}:[0-9]{2})$";
+pub use super::rfc3339::RFC3339_PATTERN;
 
-/// The CEL rule the CRD carries on `dateFrom`: integers must be >= 0, strings RFC 3339.
+/// Longest string `dateFrom`: a timestamp with nanoseconds and an offset is 35 characters;
+/// the bound leaves room for longer fractions and bounds the cost of the CEL rule.
+pub const MAX_DATE_FROM_LEN: usize = 64;
+
+/// The CEL rule the CRD carries on `dateFrom`: both forms name an instant from
+/// 1970-01-01T00:00:00Z to 9999-12-31T23:59:59.999Z ([`MAX_EPOCH_MILLIS`]), the range
+/// [`DateFrom::epoch_millis`] accepts. A string must match [`RFC3339_PATTERN`]; its instant is
+/// checked where an offset can carry it across an end (the first and last day).
 pub fn cel_rule() -> String {
-    format!("type(self) == string ? self.matches('{RFC3339_PATTERN}') : self >= 0")
+    // Seconds of the offset (east positive) and of the local time of day.
+    let offset = "((self.endsWith('Z') || self.endsWith('z')) ? 0 : \
+        (self.substring(self.size() - 6, self.size() - 5) == '-' ? -1 : 1) * \
+        (int(self.substring(self.size() - 5, self.size() - 3)) * 3600 + \
+        int(self.substring(self.size() - 2, self.size())) * 60))";
+    let local = "(int(self.substring(11, 13)) * 3600 + int(self.substring(14, 16)) * 60 + \
+        int(self.substring(17, 19)))";
+    let day = "self.substring(0, 10)";
+    format!(
+        "type(self) == string ? \
+         (self.matches('{RFC3339_PATTERN}') && \
+         ({day} > '1970-01-01' || ({day} == '1970-01-01' && {local} >= {offset}) || \
+         ({day} == '1969-12-31' && {local} - {offset} >= 86400)) && \
+         ({day} < '9999-12-31' || {local} - {offset} <= 86399)) : \
+         (self >= 0 && self <= {MAX_EPOCH_MILLIS})"
+    )
 }
 
 /// Where the reset starts from: `date_from` of the ROMA call.
@@ -54,6 +73,12 @@ pub enum DateFromError {
     /// A valid timestamp before 1970-01-01T00:00:00Z.
     #[error("dateFrom {0:?} is before 1970-01-01T00:00:00Z")]
     BeforeEpoch(String),
+    /// A valid timestamp after 9999-12-31T23:59:59.999Z (a negative offset on the last day).
+    #[error("dateFrom {0:?} is after 9999-12-31T23:59:59.999Z")]
+    TimestampTooLate(String),
+    /// A string longer than [`MAX_DATE_FROM_LEN`].
+    #[error("dateFrom is {0} characters long: at most {MAX_DATE_FROM_LEN} are allowed")]
+    TooLong(usize),
 }
 
 impl DateFrom {
@@ -71,60 +96,18 @@ impl DateFrom {
 }
 
 fn parse_rfc3339(text: &str) -> Result<i64, DateFromError> {
-    let not_rfc3339 = |reason: String| DateFromError::NotRfc3339 {
+    let len = text.chars().count();
+    if len > MAX_DATE_FROM_LEN {
+        return Err(DateFromError::TooLong(len));
+    }
+    let instant = super::rfc3339::parse(text).map_err(|reason| DateFromError::NotRfc3339 {
         value: text.to_owned(),
         reason,
-    };
-    if !matches_rfc3339_shape(text) {
-        return Err(not_rfc3339(
-            "expected YYYY-MM-DDTHH:MM:SS[.fraction](Z|+HH:MM|-HH:MM)".to_owned(),
-        ));
-    }
-    let ts: jiff::Timestamp = text
-        .parse()
-        .map_err(|e: jiff::Error| not_rfc3339(e.to_string()))?;
-    let ms = ts.as_millisecond();
-    if ms < 0 {
-        return Err(DateFromError::BeforeEpoch(text.to_owned()));
-    }
-    Ok(ms)
-}
-
-/// The same check as [`RFC3339_PATTERN`], by hand: jiff also accepts forms (such as bracketed
-/// time zone names) that the CRD schema rejects, and the two must agree.
-fn matches_rfc3339_shape(text: &str) -> bool {
-    let b = text.as_bytes();
-    let digits = |range: std::ops::Range<usize>| {
-        b.get(range)
-            .is_some_and(|s| s.iter().all(u8::is_ascii_digit))
-    };
-    let fixed = b.len() >= 20
-        && digits(0..4)
-        && b[4] == b'-'
-        && digits(5..7)
-        && b[7] == b'-'
-        && digits(8..10)
-        && matches!(b[10], b'T' | b't' | b' ')
-        && digits(11..13)
-        && b[13] == b':'
-        && digits(14..16)
-        && b[16] == b':'
-        && digits(17..19);
-    if !fixed {
-        return false;
-    }
-    let mut rest = &b[19..];
-    if let Some(frac) = rest.strip_prefix(b".") {
-        let n = frac.iter().take_while(|c| c.is_ascii_digit()).count();
-        if n == 0 {
-            return false;
-        }
-        rest = &frac[n..];
-    }
-    match rest {
-        [b'Z' | b'z'] => true,
-        [b'+' | b'-', h1, h2, b':', m1, m2] => [h1, h2, m1, m2].iter().all(|c| c.is_ascii_digit()),
-        _ => false,
+    })?;
+    match instant.millis() {
+        ms if ms < 0 => Err(DateFromError::BeforeEpoch(text.to_owned())),
+        ms if ms > MAX_EPOCH_MILLIS => Err(DateFromError::TimestampTooLate(text.to_owned())),
+        ms => Ok(ms),
     }
 }
 
@@ -139,11 +122,12 @@ impl JsonSchema for DateFrom {
 
     fn json_schema(_: &mut SchemaGenerator) -> Schema {
         json_schema!({
-            "description": "Where the reset starts from (date_from of the ROMA call): UTC epoch milliseconds (an integer >= 0, e.g. 1630052714000) or an RFC 3339 timestamp (e.g. \"2021-08-27T08:25:14Z\"). Omit it to send no date_from.",
+            "description": "Where the reset starts from (date_from of the ROMA call): UTC epoch milliseconds (an integer from 0 to 253402300799999, e.g. 1630052714000) or an RFC 3339 timestamp (e.g. \"2021-08-27T08:25:14Z\") of the same range, 1970-01-01T00:00:00Z to 9999-12-31T23:59:59.999Z. Omit it to send no date_from.",
             "x-kubernetes-int-or-string": true,
+            "maxLength": MAX_DATE_FROM_LEN,
             "x-kubernetes-validations": [{
                 "rule": cel_rule(),
-                "message": "dateFrom must be epoch milliseconds >= 0 or an RFC 3339 timestamp such as 2021-08-27T08:25:14Z"
+                "message": "dateFrom must be epoch milliseconds from 0 to 253402300799999 or an RFC 3339 timestamp such as 2021-08-27T08:25:14Z from 1970-01-01T00:00:00Z to 9999-12-31T23:59:59.999Z"
             }]
         })
     }
@@ -216,6 +200,37 @@ mod tests {
             ms("1969-12-31T23:59:59Z"),
             Err(DateFromError::BeforeEpoch("1969-12-31T23:59:59Z".into()))
         );
+    }
+
+    /// Both forms accept the same range, and refuse the same, at both ends.
+    #[test]
+    fn both_forms_share_the_range_at_the_edges() {
+        let int = |ms: i64| DateFrom::EpochMillis(ms).epoch_millis();
+        assert_eq!(ms("9999-12-31T23:59:59.999Z"), Ok(MAX_EPOCH_MILLIS));
+        assert_eq!(int(MAX_EPOCH_MILLIS), Ok(MAX_EPOCH_MILLIS));
+        assert_eq!(ms("9999-12-31T23:59:59.999999999Z"), Ok(MAX_EPOCH_MILLIS));
+        assert_eq!(ms("9999-12-31T22:59:59.999-01:00"), Ok(MAX_EPOCH_MILLIS));
+        assert_eq!(ms("1970-01-01T00:00:00Z"), Ok(0));
+        assert_eq!(int(0), Ok(0));
+        assert_eq!(ms("1970-01-01T08:00:00+08:00"), Ok(0));
+        assert_eq!(ms("1969-12-31T23:00:00-01:00"), Ok(0));
+        // One millisecond past either end.
+        assert!(int(MAX_EPOCH_MILLIS + 1).is_err());
+        for late in ["9999-12-31T23:00:00-01:00", "9999-12-31T23:59:59.999-00:01"] {
+            assert_eq!(
+                ms(late),
+                Err(DateFromError::TimestampTooLate(late.into())),
+                "{late}"
+            );
+        }
+        assert!(int(-1).is_err());
+        for early in ["1969-12-31T23:59:59.999Z", "1970-01-01T07:59:59.999+08:00"] {
+            assert_eq!(ms(early), Err(DateFromError::BeforeEpoch(early.into())));
+        }
+        // More fractional digits than nanoseconds are accepted (and truncated).
+        assert_eq!(ms("2021-08-27T08:25:14.1239999999Z"), Ok(1_630_052_714_123));
+        let long = format!("2021-08-27T08:25:14.{}Z", "1".repeat(60));
+        assert_eq!(ms(&long), Err(DateFromError::TooLong(81)));
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! The `TaskReset` custom resource (`fdi.roma.io/v1alpha1`): its spec, its status, its CRD.
 
 mod date_from;
+mod rfc3339;
 mod validation;
 
 use std::fmt;
@@ -10,9 +11,12 @@ use kube::{CustomResource, CustomResourceExt, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-pub use date_from::{DateFrom, DateFromError, MAX_EPOCH_MILLIS, RFC3339_PATTERN};
+pub use date_from::{DateFrom, DateFromError, MAX_DATE_FROM_LEN, MAX_EPOCH_MILLIS};
+pub use rfc3339::{Instant, RFC3339_PATTERN, parse as parse_rfc3339};
 pub use validation::{
-    ID_PATTERN, REGION_PATTERN, SpecError, ValidSpec, is_valid_id, is_valid_region, parse_endpoint,
+    DNS1123_SUBDOMAIN_PATTERN, ID_PATTERN, MAX_ENDPOINT_LEN, MAX_ID_LEN, MAX_REGION_LEN,
+    MAX_RUN_ID_LEN, MAX_SECRET_NAME_LEN, REGION_PATTERN, SpecError, ValidSpec,
+    is_dns1123_subdomain, is_valid_id, is_valid_region, parse_endpoint,
 };
 
 /// The API group of every kind this controller serves.
@@ -63,19 +67,19 @@ pub const VERSION: &str = "v1alpha1";
 pub struct TaskResetSpec {
     /// Huawei Cloud project ID ({project_id} of the call). 1-64 characters of letters, digits,
     /// '_' and '-'. Immutable: a different target is a different TaskReset.
-    #[schemars(regex(pattern = ID_PATTERN))]
+    #[schemars(regex(pattern = ID_PATTERN), length(max = MAX_ID_LEN))]
     #[x_kube(validation = Rule::new("self == oldSelf").message("projectId is immutable: create a new TaskReset for another target"))]
     pub project_id: String,
 
     /// ROMA Connect instance ID ({instance_id} of the call). Same character rules as projectId.
     /// Immutable.
-    #[schemars(regex(pattern = ID_PATTERN))]
+    #[schemars(regex(pattern = ID_PATTERN), length(max = MAX_ID_LEN))]
     #[x_kube(validation = Rule::new("self == oldSelf").message("instanceId is immutable: create a new TaskReset for another target"))]
     pub instance_id: String,
 
     /// ID of the combined (multi-table) FDI task to reset ({task_id} of the call). Same
     /// character rules as projectId. Immutable.
-    #[schemars(regex(pattern = ID_PATTERN))]
+    #[schemars(regex(pattern = ID_PATTERN), length(max = MAX_ID_LEN))]
     #[x_kube(validation = Rule::new("self == oldSelf").message("taskId is immutable: create a new TaskReset for another target"))]
     pub task_id: String,
 
@@ -88,14 +92,18 @@ pub struct TaskResetSpec {
     /// https://roma.{region}.myhuaweicloud.com. Ignored when endpoint is set; when both are
     /// omitted the controller's default applies.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(regex(pattern = REGION_PATTERN))]
+    #[schemars(regex(pattern = REGION_PATTERN), length(max = MAX_REGION_LEN))]
     pub region: Option<String>,
 
     /// Base URL of the ROMA Connect API, e.g. https://roma.cn-north-4.myhuaweicloud.com.
     /// Overrides region. Must be an absolute https:// URL that the controller's
-    /// --allowed-endpoints permit, so credentials cannot be sent elsewhere.
+    /// --allowed-endpoints permit, so credentials cannot be sent elsewhere. At most 2048
+    /// characters.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(regex(pattern = r"^https?://[^\s/?#]+(/[^\s?#]*)?$"))]
+    #[schemars(
+        regex(pattern = r"^https?://[^\s/?#]+(/[^\s?#]*)?$"),
+        length(max = MAX_ENDPOINT_LEN)
+    )]
     pub endpoint: Option<String>,
 
     /// Secret in this namespace holding the credentials: `token`; or `accessKey` and
@@ -106,9 +114,9 @@ pub struct TaskResetSpec {
 
     /// Free text. The reset runs once per generation and once per (namespace, name, spec);
     /// set a new runId to run the same reset again, also after the object was deleted and
-    /// re-created.
+    /// re-created. At most 253 characters.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(length(max = 253))]
+    #[schemars(length(max = MAX_RUN_ID_LEN))]
     pub run_id: Option<String>,
 
     /// What to do when an attempt fails: OnTransientError (default) retries failures that
@@ -123,17 +131,30 @@ pub struct TaskResetSpec {
     pub suspend: bool,
 
     /// Never call after this instant (RFC 3339). A generation not finished by then fails with
-    /// reason Expired: a guard against stale manifests re-applied by GitOps.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// reason Expired: a guard against stale manifests re-applied by GitOps. Any fraction
+    /// length; offsets up to 23:59.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "rfc3339::deserialize_opt_time"
+    )]
+    #[schemars(regex(pattern = RFC3339_PATTERN), length(max = MAX_NOT_AFTER_LEN))]
     pub not_after: Option<Time>,
 }
+
+/// Longest `notAfter`: as [`MAX_DATE_FROM_LEN`].
+pub const MAX_NOT_AFTER_LEN: usize = MAX_DATE_FROM_LEN;
 
 /// A Secret in the TaskReset's own namespace.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct SecretReference {
-    /// Name of the Secret.
-    #[schemars(length(min = 1, max = 253))]
+    /// Name of the Secret: a DNS-1123 subdomain (lower-case letters, digits, '-' and '.',
+    /// at most 253 characters), as every Secret name is.
+    #[schemars(
+        regex(pattern = DNS1123_SUBDOMAIN_PATTERN),
+        length(min = 1, max = MAX_SECRET_NAME_LEN)
+    )]
     pub name: String,
 }
 

@@ -6,6 +6,27 @@ use super::{DateFromError, RetryPolicy, TaskResetSpec};
 pub const ID_PATTERN: &str = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$";
 /// Pattern of `region`, e.g. `cn-north-4`.
 pub const REGION_PATTERN: &str = r"^[a-z]{2}(-[a-z]+)+-[0-9]+$";
+/// Pattern of `credentialsSecretRef.name`: a DNS-1123 subdomain, as kube-apiserver requires of
+/// every Secret name. Nothing else can be spliced into the Secret's API path (`?`, `/`, `%`).
+pub const DNS1123_SUBDOMAIN_PATTERN: &str =
+    r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?([.][a-z0-9]([-a-z0-9]*[a-z0-9])?)*$";
+
+// Every free-text field has a maxLength in the CRD and the same bound here. kube-apiserver
+// counts characters (code points), as [`char_len`] does; it also estimates the cost of CEL
+// rules from these bounds, so they keep the CRD's rules inside the cost budget.
+
+/// `projectId`, `instanceId`, `taskId`: what [`ID_PATTERN`] allows.
+pub const MAX_ID_LEN: usize = 64;
+/// `region`: a DNS label (the region is one label of the endpoint's host name); real regions
+/// are under 20 characters.
+pub const MAX_REGION_LEN: usize = 63;
+/// `endpoint`: 2048, the URL length that browsers, proxies and gateways commonly accept; a
+/// base URL is a host name (at most 253) and a short path.
+pub const MAX_ENDPOINT_LEN: usize = 2048;
+/// `runId`: 253, the length of an object name, so a name can be used as a run ID.
+pub const MAX_RUN_ID_LEN: usize = 253;
+/// `credentialsSecretRef.name`: 253, the limit of a DNS-1123 subdomain and of a Secret name.
+pub const MAX_SECRET_NAME_LEN: usize = 253;
 
 /// Why a spec cannot be acted on. Messages name the field and the offending value; none of
 /// the fields checked here is secret.
@@ -24,6 +45,21 @@ pub enum SpecError {
     /// A `dateFrom` that names no usable instant.
     #[error(transparent)]
     DateFrom(#[from] DateFromError),
+    /// A free-text field longer than its CRD `maxLength`.
+    #[error("{field} is {len} characters long: at most {max} are allowed")]
+    TooLong {
+        /// The field, e.g. `endpoint`.
+        field: &'static str,
+        /// Its length in characters.
+        len: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// A `credentialsSecretRef.name` that is not a DNS-1123 subdomain.
+    #[error(
+        "credentialsSecretRef.name {0:?} is not a Secret name: lower-case letters, digits, '-' and '.', starting and ending with a letter or digit"
+    )]
+    InvalidSecretName(String),
     /// A `region` that does not match [`REGION_PATTERN`].
     #[error("region {0:?} must look like cn-north-4")]
     InvalidRegion(String),
@@ -72,6 +108,28 @@ impl TaskResetSpec {
         let project_id = id("projectId", &self.project_id)?;
         let instance_id = id("instanceId", &self.instance_id)?;
         let task_id = id("taskId", &self.task_id)?;
+        for (field, value, max) in [
+            ("region", self.region.as_deref(), MAX_REGION_LEN),
+            ("endpoint", self.endpoint.as_deref(), MAX_ENDPOINT_LEN),
+            ("runId", self.run_id.as_deref(), MAX_RUN_ID_LEN),
+            (
+                "credentialsSecretRef.name",
+                self.credentials_secret_ref
+                    .as_ref()
+                    .map(|r| r.name.as_str()),
+                MAX_SECRET_NAME_LEN,
+            ),
+        ] {
+            let len = value.map_or(0, char_len);
+            if len > max {
+                return Err(SpecError::TooLong { field, len, max });
+            }
+        }
+        if let Some(reference) = &self.credentials_secret_ref
+            && !is_dns1123_subdomain(&reference.name)
+        {
+            return Err(SpecError::InvalidSecretName(reference.name.clone()));
+        }
         let date_from_ms = self
             .date_from
             .as_ref()
@@ -102,6 +160,24 @@ pub fn is_valid_id(value: &str) -> bool {
         && b[0].is_ascii_alphanumeric()
         && b.iter()
             .all(|c| c.is_ascii_alphanumeric() || *c == b'_' || *c == b'-')
+}
+
+/// Length in characters (Unicode code points), as kube-apiserver measures `maxLength`.
+pub(crate) fn char_len(value: &str) -> usize {
+    value.chars().count()
+}
+
+/// Whether `value` is a DNS-1123 subdomain ([`DNS1123_SUBDOMAIN_PATTERN`], 1-253 characters).
+pub fn is_dns1123_subdomain(value: &str) -> bool {
+    let label_ok = |label: &str| {
+        let b = label.as_bytes();
+        !b.is_empty()
+            && b.iter()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
+            && b[0] != b'-'
+            && b[b.len() - 1] != b'-'
+    };
+    (1..=MAX_SECRET_NAME_LEN).contains(&value.len()) && value.split('.').all(label_ok)
 }
 
 /// Whether `value` matches [`REGION_PATTERN`]: two letters, one or more `-word`, then `-digits`.
@@ -237,6 +313,54 @@ mod tests {
         }
         let err = parse_endpoint("https://user:hunter2@roma.example").expect_err("userinfo");
         assert!(!err.to_string().contains("hunter2"), "{err}");
+    }
+
+    /// Issue 11.6 and 11.11: the CRD's bounds, again in the controller.
+    #[test]
+    fn free_text_is_bounded_and_secret_names_are_dns_1123() {
+        use crate::api::SecretReference;
+        let mut s = spec();
+        s.run_id = Some("r".repeat(MAX_RUN_ID_LEN));
+        s.endpoint = Some(format!("https://roma.example/{}", "p".repeat(2027)));
+        assert_eq!(s.endpoint.as_ref().map(|e| e.len()), Some(MAX_ENDPOINT_LEN));
+        assert!(s.validate().is_ok());
+        s.run_id = Some("é".repeat(MAX_RUN_ID_LEN)); // characters, not bytes
+        assert!(s.validate().is_ok());
+        s.run_id = Some("r".repeat(MAX_RUN_ID_LEN + 1));
+        assert_eq!(
+            s.validate(),
+            Err(SpecError::TooLong {
+                field: "runId",
+                len: 254,
+                max: 253
+            })
+        );
+        s.run_id = None;
+        s.endpoint = Some(format!("https://roma.example/{}", "p".repeat(2028)));
+        assert!(matches!(
+            s.validate(),
+            Err(SpecError::TooLong {
+                field: "endpoint",
+                ..
+            })
+        ));
+        let mut s = spec();
+        for (name, ok) in [
+            ("roma-credentials", true),
+            ("a.b-c.d", true),
+            ("tok?x=1", false),
+            ("a/b", false),
+            ("Tok", false),
+            ("-a", false),
+            ("a..b", false),
+            ("", false),
+        ] {
+            s.credentials_secret_ref = Some(SecretReference { name: name.into() });
+            assert_eq!(s.validate().is_ok(), ok, "{name:?}");
+            assert_eq!(is_dns1123_subdomain(name), ok, "{name:?}");
+        }
+        assert!(is_dns1123_subdomain(&"a".repeat(253)));
+        assert!(!is_dns1123_subdomain(&"a".repeat(254)));
     }
 
     #[test]

@@ -9,7 +9,7 @@ use std::time::Duration;
 use clap::Args;
 use kube::runtime::events::{Recorder, Reporter};
 use tokio_util::sync::CancellationToken;
-use tracing::{error, info};
+use tracing::{error, info, warn};
 
 use super::duration::parse_duration;
 use crate::reconciler::{self, Context, LeaseConfig, Policy, RunConfig, SecretRef, limits::Limits};
@@ -37,6 +37,17 @@ pub struct RunArgs {
         value_name = "NS/NAME"
     )]
     pub default_credentials_secret: Option<SecretRef>,
+
+    /// Namespaces (comma-separated) whose TaskResets may use --default-credentials-secret;
+    /// TaskResets elsewhere must name their own Secret. Empty: every namespace (warned at
+    /// start-up).
+    #[arg(
+        long,
+        env = "TASKRESET_DEFAULT_CREDENTIALS_NAMESPACES",
+        value_name = "NS,...",
+        value_delimiter = ','
+    )]
+    pub default_credentials_namespaces: Vec<String>,
 
     /// Region used when a TaskReset names neither endpoint nor region.
     #[arg(long, env = "TASKRESET_DEFAULT_REGION", value_name = "REGION")]
@@ -283,6 +294,23 @@ pub async fn start(
         source,
     })?;
     info!(metrics = %bound, namespace = args.namespace.as_deref().unwrap_or("(all)"), "taskreset-controller starting");
+    let default_secret = args
+        .default_credentials_secret
+        .clone()
+        .map(|secret| secret.restricted_to(&args.default_credentials_namespaces));
+    match &default_secret {
+        Some(secret) if secret.allowed_namespaces.is_none() => warn!(
+            secret = %secret,
+            "the default credentials Secret serves every namespace: any TaskReset without its own Secret resets with these credentials; restrict it with --default-credentials-namespaces"
+        ),
+        Some(secret) => {
+            info!(secret = %secret, namespaces = ?secret.allowed_namespaces, "the default credentials Secret serves only these namespaces")
+        }
+        None if !args.default_credentials_namespaces.is_empty() => warn!(
+            "--default-credentials-namespaces has no effect without --default-credentials-secret"
+        ),
+        None => {}
+    }
     let reporter = Reporter {
         controller: reconciler::FIELD_MANAGER.to_owned(),
         instance: Some(args.holder()),
@@ -294,7 +322,7 @@ pub async fn start(
         roma,
         endpoints,
         policy: args.policy(),
-        default_secret: args.default_credentials_secret.clone(),
+        default_secret,
         limits: Arc::new(Limits::new(
             args.max_concurrent_resets,
             args.max_resets_per_second,

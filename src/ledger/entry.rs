@@ -19,6 +19,11 @@ pub const MAX_DETAIL_CHARS: usize = 200;
 /// Prefix of the ledger ConfigMaps' names (`taskreset-ledger-0` .. `taskreset-ledger-f`).
 pub const CONFIGMAP_PREFIX: &str = "taskreset-ledger-";
 
+/// The API server's limit on a ConfigMap data key (as on a DNS-1123 subdomain).
+pub const MAX_DATA_KEY_LEN: usize = 253;
+/// How much of a long name a hashed [`RunKey::data_key`] keeps, for people reading the ledger.
+pub const LONG_NAME_PREFIX: usize = 200;
+
 /// Which run a TaskReset generation asks for: namespace/name plus a hash of the spec fields
 /// that define the run (target, endpoint or region, dateFrom, runId).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -69,9 +74,20 @@ impl RunKey {
         format!("{CONFIGMAP_PREFIX}{:x}", u32::from(digest[0]) % SHARDS)
     }
 
-    /// The key inside the ConfigMap's data (`[-._a-zA-Z0-9]+`, like object names).
+    /// The key inside the ConfigMap's data (`[-._a-zA-Z0-9]+`, like object names): `name.hash`
+    /// while that fits the API server's 253-character limit on data keys (names of up to 236
+    /// characters, so existing entries keep their keys); for longer names the first
+    /// [`LONG_NAME_PREFIX`] characters, `-`, and 16 hex digits of the name's SHA-256 stand for
+    /// the name, so every key fits (at most 234 characters) and distinct names stay distinct.
     pub fn data_key(&self) -> String {
-        format!("{}.{}", self.name, self.spec_hash)
+        let key = format!("{}.{}", self.name, self.spec_hash);
+        if key.len() <= MAX_DATA_KEY_LEN {
+            return key;
+        }
+        let digest = hex::encode(Sha256::digest(self.name.as_bytes()));
+        // Object names are ASCII; a byte index is a char boundary.
+        let prefix = self.name.get(..LONG_NAME_PREFIX).unwrap_or(&self.name);
+        format!("{prefix}-{}.{}", &digest[..16], self.spec_hash)
     }
 }
 
@@ -391,6 +407,40 @@ mod tests {
         assert_ne!(key(&a).configmap(), String::new());
         assert!(key(&a).configmap().starts_with(CONFIGMAP_PREFIX));
         assert!(key(&a).data_key().starts_with("x."));
+    }
+
+    /// Issue 11.11: a name over 236 characters made a data key over 253 (a 422 forever).
+    #[test]
+    fn every_data_key_fits_the_api_server_limit_and_short_ones_keep_their_form() {
+        let key_of = |name: &str| RunKey {
+            namespace: "ns".into(),
+            name: name.into(),
+            spec_hash: "0123456789abcdef".into(),
+        };
+        let valid = |k: &str| {
+            k.len() <= 253
+                && k.bytes()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'.' | b'_'))
+        };
+        // Up to 236 characters: the key is `name.hash` as before, so old entries are found.
+        let edge = "a".repeat(236);
+        assert_eq!(key_of(&edge).data_key(), format!("{edge}.0123456789abcdef"));
+        assert_eq!(key_of(&edge).data_key().len(), 253);
+        assert_eq!(key_of("x").data_key(), "x.0123456789abcdef");
+        // Longer, up to the longest object name: hashed, and still distinct.
+        let mut keys = std::collections::BTreeSet::new();
+        for name in [
+            "a".repeat(237),
+            "a".repeat(253),
+            format!("{}b", "a".repeat(252)),
+            format!("{}.c", "a".repeat(250)),
+        ] {
+            let key = key_of(&name).data_key();
+            assert!(valid(&key), "{} -> {key}", name.len());
+            assert!(key.starts_with(&name[..200]), "{key}");
+            assert!(key.ends_with(".0123456789abcdef"), "{key}");
+            assert!(keys.insert(key), "{name}: collision");
+        }
     }
 
     #[test]

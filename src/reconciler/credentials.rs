@@ -1,12 +1,12 @@
 //! Finding the credentials Secret of a TaskReset and reading it.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
 use k8s_openapi::api::core::v1::Secret;
 use kube::Api;
 
-use crate::api::TaskReset;
+use crate::api::{TaskReset, is_dns1123_subdomain};
 use crate::roma::Credentials;
 
 /// A Secret by namespace and name (the `--default-credentials-secret` form is `ns/name`).
@@ -16,6 +16,31 @@ pub struct SecretRef {
     pub namespace: String,
     /// Name of the Secret.
     pub name: String,
+    /// For the default Secret: the namespaces whose TaskResets may use it
+    /// (`--default-credentials-namespaces`); `None`: every namespace.
+    pub allowed_namespaces: Option<BTreeSet<String>>,
+}
+
+impl SecretRef {
+    /// This Secret, usable as the default only by TaskResets in `namespaces` (an empty list
+    /// keeps it open to every namespace).
+    #[must_use]
+    pub fn restricted_to(mut self, namespaces: &[String]) -> Self {
+        let set: BTreeSet<String> = namespaces
+            .iter()
+            .map(|ns| ns.trim().to_owned())
+            .filter(|ns| !ns.is_empty())
+            .collect();
+        self.allowed_namespaces = (!set.is_empty()).then_some(set);
+        self
+    }
+
+    /// Whether a TaskReset in `namespace` may use this Secret as its default.
+    pub fn serves(&self, namespace: &str) -> bool {
+        self.allowed_namespaces
+            .as_ref()
+            .is_none_or(|allowed| allowed.contains(namespace))
+    }
 }
 
 impl fmt::Display for SecretRef {
@@ -35,6 +60,7 @@ impl std::str::FromStr for SecretRef {
                 Ok(Self {
                     namespace: namespace.to_owned(),
                     name: name.to_owned(),
+                    allowed_namespaces: None,
                 })
             }
             _ => Err(format!("{s:?} is not of the form NAMESPACE/NAME")),
@@ -52,18 +78,43 @@ pub enum Lookup {
     Missing(String),
 }
 
-/// Which Secret holds the credentials for `tr`: its own reference (same namespace), else the
-/// controller's default.
-pub fn secret_for(tr: &TaskReset, default: Option<&SecretRef>) -> Option<SecretRef> {
-    match (
-        &tr.spec.credentials_secret_ref,
-        tr.metadata.namespace.as_deref(),
-    ) {
-        (Some(reference), Some(namespace)) => Some(SecretRef {
+/// Which Secret holds the credentials for `tr`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Choice {
+    /// Its own reference (same namespace).
+    Own(SecretRef),
+    /// The controller's default.
+    Default(SecretRef),
+    /// Neither: the message says why (for the status; names only).
+    None(String),
+}
+
+/// Which Secret holds the credentials for `tr`: its own reference (same namespace, a valid
+/// Secret name), else the controller's default if it serves `tr`'s namespace.
+pub fn secret_for(tr: &TaskReset, default: Option<&SecretRef>) -> Choice {
+    let namespace = tr.metadata.namespace.as_deref().unwrap_or_default();
+    if let Some(reference) = &tr.spec.credentials_secret_ref {
+        // Defence in depth behind the CRD pattern: a name is only ever a path segment.
+        if !is_dns1123_subdomain(&reference.name) {
+            return Choice::None(format!(
+                "spec.credentialsSecretRef.name {:?} is not a valid Secret name",
+                reference.name
+            ));
+        }
+        return Choice::Own(SecretRef {
             namespace: namespace.to_owned(),
             name: reference.name.clone(),
-        }),
-        _ => default.cloned(),
+            allowed_namespaces: None,
+        });
+    }
+    match default {
+        None => Choice::None(
+            "no spec.credentialsSecretRef and no --default-credentials-secret configured".into(),
+        ),
+        Some(default) if !default.serves(namespace) => Choice::None(format!(
+            "no spec.credentialsSecretRef, and the default Secret {default} is not available to namespace {namespace:?} (--default-credentials-namespaces): set spec.credentialsSecretRef to a Secret in this namespace"
+        )),
+        Some(default) => Choice::Default(default.clone()),
     }
 }
 
@@ -74,10 +125,9 @@ pub async fn lookup(
     tr: &TaskReset,
     default: Option<&SecretRef>,
 ) -> Result<Lookup, kube::Error> {
-    let Some(secret_ref) = secret_for(tr, default) else {
-        return Ok(Lookup::Missing(
-            "no spec.credentialsSecretRef and no --default-credentials-secret configured".into(),
-        ));
+    let secret_ref = match secret_for(tr, default) {
+        Choice::Own(secret_ref) | Choice::Default(secret_ref) => secret_ref,
+        Choice::None(message) => return Ok(Lookup::Missing(message)),
     };
     let api: Api<Secret> = Api::namespaced(client.clone(), &secret_ref.namespace);
     let Some(secret) = api.get_opt(&secret_ref.name).await? else {
@@ -120,13 +170,61 @@ mod tests {
         let default: SecretRef = "ops/roma".parse().expect("parse");
         assert_eq!(
             secret_for(&tr("data", Some("mine")), Some(&default)),
-            Some(SecretRef {
+            Choice::Own(SecretRef {
                 namespace: "data".into(),
-                name: "mine".into()
+                name: "mine".into(),
+                allowed_namespaces: None,
             })
         );
-        assert_eq!(secret_for(&tr("data", None), Some(&default)), Some(default));
-        assert_eq!(secret_for(&tr("data", None), None), None);
+        assert_eq!(
+            secret_for(&tr("data", None), Some(&default)),
+            Choice::Default(default)
+        );
+        assert!(matches!(
+            secret_for(&tr("data", None), None),
+            Choice::None(_)
+        ));
+    }
+
+    /// Issue 11.9: `--default-credentials-namespaces` limits who may use the default Secret.
+    #[test]
+    fn the_default_serves_only_the_listed_namespaces_when_restricted() {
+        let open: SecretRef = "ops/roma".parse().expect("parse");
+        let list = ["data".to_owned(), " etl ".to_owned()];
+        let restricted = open.clone().restricted_to(&list);
+        assert!(open.serves("anything"));
+        assert!(restricted.serves("data") && restricted.serves("etl"));
+        assert!(!restricted.serves("tenant-b"));
+        assert_eq!(
+            secret_for(&tr("data", None), Some(&restricted)),
+            Choice::Default(restricted.clone())
+        );
+        let Choice::None(message) = secret_for(&tr("tenant-b", None), Some(&restricted)) else {
+            panic!("the default must not serve tenant-b");
+        };
+        assert!(
+            message.contains("default Secret ops/roma is not available to namespace \"tenant-b\""),
+            "{message}"
+        );
+        // Its own Secret is always allowed.
+        assert!(matches!(
+            secret_for(&tr("tenant-b", Some("mine")), Some(&restricted)),
+            Choice::Own(_)
+        ));
+        // An empty list is today's behaviour.
+        assert_eq!(open.clone().restricted_to(&[]), open);
+        assert_eq!(open.clone().restricted_to(&[String::new()]), open);
+    }
+
+    /// Issue 11.11: `tok?x=1` read Secret `tok`; a name is never spliced into a path unchecked.
+    #[test]
+    fn an_invalid_own_secret_name_is_never_looked_up() {
+        for bad in ["tok?x=1", "a/b", "..", "Tok", "tok%2F", ""] {
+            assert!(
+                matches!(secret_for(&tr("data", Some(bad)), None), Choice::None(_)),
+                "{bad}"
+            );
+        }
     }
 
     #[test]
@@ -135,5 +233,63 @@ mod tests {
         for bad in ["name", "/name", "ns/", "a/b/c", ""] {
             assert!(bad.parse::<SecretRef>().is_err(), "{bad}");
         }
+    }
+
+    /// The restriction and the name check hold through `lookup` against an API server: the
+    /// default Secret is read only for a listed namespace, and an invalid name is never sent.
+    #[tokio::test]
+    async fn lookup_honours_the_namespace_list_and_never_sends_a_bad_name() {
+        use k8s_openapi::ByteString;
+        use kube::api::PostParams;
+        use taskreset_simulators::kube_api::{KubeApiConfig, KubeApiServer};
+
+        let kube = KubeApiServer::start(KubeApiConfig::default())
+            .await
+            .expect("kube sim");
+        let client = kube.client().await;
+        let secret = Secret {
+            metadata: kube::api::ObjectMeta {
+                name: Some("roma".into()),
+                ..Default::default()
+            },
+            data: Some(
+                [("token".to_owned(), ByteString(b"t0ken".to_vec()))]
+                    .into_iter()
+                    .collect(),
+            ),
+            ..Default::default()
+        };
+        Api::<Secret>::namespaced(client.clone(), "ops")
+            .create(&PostParams::default(), &secret)
+            .await
+            .expect("Secret");
+        let default = "ops/roma"
+            .parse::<SecretRef>()
+            .expect("parse")
+            .restricted_to(&["data".to_owned()]);
+        let allowed = lookup(&client, &tr("data", None), Some(&default))
+            .await
+            .expect("lookup");
+        assert!(matches!(allowed, Lookup::Found(_)), "{allowed:?}");
+        kube.reset_request_log();
+        let refused = lookup(&client, &tr("tenant-b", None), Some(&default))
+            .await
+            .expect("lookup");
+        let Lookup::Missing(message) = refused else {
+            panic!("tenant-b must not get the default Secret");
+        };
+        assert!(message.contains("not available to namespace"), "{message}");
+        let bad = lookup(&client, &tr("data", Some("roma?x=1")), None)
+            .await
+            .expect("lookup");
+        assert!(matches!(bad, Lookup::Missing(_)), "{bad:?}");
+        let secret_reads: Vec<String> = kube
+            .request_log()
+            .into_iter()
+            .filter(|r| r.path.contains("/secrets"))
+            .map(|r| format!("{} {}?{}", r.method, r.path, r.query))
+            .collect();
+        assert!(secret_reads.is_empty(), "{secret_reads:?}");
+        kube.shutdown().await;
     }
 }

@@ -434,17 +434,76 @@ fn join(path: &str, key: &str) -> String {
 /// The string formats kube-apiserver checks; unknown formats pass, as there.
 fn format_ok(format: &str, s: &str) -> bool {
     match format {
-        "date-time" => s.parse::<jiff::Timestamp>().is_ok(),
+        "date-time" => is_date_time(s),
         "date" => s.parse::<jiff::civil::Date>().is_ok(),
         "int32" | "int64" | "uint32" | "uint16" | "double" | "float" | "byte" | "password" => true,
         _ => true,
     }
 }
 
+/// kube-apiserver's `date-time` check (kube-openapi `strfmt.IsDateTime`): lower-cased and
+/// split at `t`, a date that Go's `time.Parse("2006-01-02")` accepts, then
+/// `^([0-9]{2}):([0-9]{2}):([0-9]{2})(.[0-9]+)?(z|([+-][0-9]{2}:[0-9]{2}))$` with hour <= 23,
+/// minute and second <= 59. The fraction has any number of digits (its separator is any
+/// character) and the offset any two-digit numbers: kube-apiserver stores such values as
+/// given, so a client must read them (a parser such as `jiff::Timestamp` refuses more than
+/// nine fractional digits, and refused them here before).
+fn is_date_time(s: &str) -> bool {
+    static TIME: std::sync::LazyLock<Regex> = std::sync::LazyLock::new(|| {
+        Regex::new(r"^([0-9]{2}):([0-9]{2}):([0-9]{2})(.[0-9]+)?(z|([+-][0-9]{2}:[0-9]{2}))$")
+            .unwrap_or_else(|e| unreachable!("fixed pattern: {e}"))
+    });
+    if s.len() < 4 {
+        return false;
+    }
+    let lower = s.to_lowercase();
+    let parts: Vec<&str> = lower.split('t').collect();
+    if parts.len() < 2 {
+        return false;
+    }
+    let date = parts[0];
+    let date_ok = date.len() == 10
+        && date.as_bytes()[4] == b'-'
+        && date.as_bytes()[7] == b'-'
+        && date.parse::<jiff::civil::Date>().is_ok();
+    if !date_ok {
+        return false;
+    }
+    TIME.captures(parts[1])
+        .is_some_and(|m| &m[1] <= "23" && &m[2] <= "59" && &m[3] <= "59")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use serde_json::json;
+
+    /// As kube-openapi's `IsDateTime`: more than nine fractional digits, lower case and any
+    /// offset digits pass; a space separator, a leap second, an unreal date do not.
+    #[test]
+    fn date_time_is_checked_like_kube_apiserver() {
+        for good in [
+            "2030-01-01T00:00:00Z",
+            "2030-01-01T00:00:00.1234567890Z",
+            "2030-01-01t00:00:00.5z",
+            "2030-01-01T00:00:00+99:99",
+            "2030-01-01T00:00:00x5Z",
+            "9999-12-31T23:59:59-23:59",
+        ] {
+            assert!(is_date_time(good), "{good}");
+        }
+        for bad in [
+            "2030-01-01 00:00:00Z",
+            "2030-01-01T00:00:60Z",
+            "2030-01-01T24:00:00Z",
+            "2030-02-30T00:00:00Z",
+            "2030-01-01T00:00:00",
+            "2030-01-01",
+            "soon",
+        ] {
+            assert!(!is_date_time(bad), "{bad}");
+        }
+    }
 
     fn schema() -> Schema {
         let json = json!({
