@@ -7,7 +7,7 @@ use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
 
-use roma_support::{TlsFront, temp_file, test_pki};
+use roma_support::{ConnectProxy, TlsFront, closed_port, temp_file, test_pki};
 use serde_json::Value;
 use taskreset_simulators::roma::{AuthKind, RomaConfig, RomaHandle, RomaSimulator, Step};
 
@@ -398,4 +398,75 @@ async fn usage_and_configuration_errors_exit_64() {
     let help = run(&["reset", "--help"], &[]).await;
     assert_eq!(help.code, 0);
     assert!(help.stdout.contains("ROMA_ACCESS_KEY") && help.stdout.contains("Exit codes"));
+}
+
+/// `run` with a kubeconfig and `HTTPS_PROXY` set (issue 11.13): the controller starts and
+/// reaches the API server through the proxy (kubectl's behaviour), instead of refusing to
+/// start because kube's proxy support was compiled out.
+#[tokio::test]
+async fn run_starts_behind_an_https_proxy() {
+    use kube::CustomResourceExt;
+    use taskreset_simulators::kube_api::{KubeApiConfig, KubeApiServer};
+    let kube = KubeApiServer::start(KubeApiConfig::default())
+        .await
+        .unwrap();
+    let client = kube.client().await;
+    let crds: kube::Api<k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition> =
+        kube::Api::all(client);
+    crds.create(
+        &kube::api::PostParams::default(),
+        &taskreset_controller::api::TaskReset::crd(),
+    )
+    .await
+    .unwrap();
+    let kubeconfig = temp_file("kubeconfig", &kube.kubeconfig_yaml("default"));
+    let proxy = ConnectProxy::start().await;
+    let port = closed_port().await;
+    let metrics = format!("127.0.0.1:{port}");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_taskreset-controller"))
+        .args(["run", "--metrics-addr", &metrics])
+        .env_clear()
+        .env("KUBECONFIG", &kubeconfig)
+        .env("HTTPS_PROXY", proxy.url())
+        .env("RUST_LOG", "info")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawns");
+    let started = std::time::Instant::now();
+    let mut exited = None;
+    while started.elapsed() < Duration::from_secs(20) {
+        if let Some(status) = child.try_wait().unwrap() {
+            exited = Some(status);
+            break;
+        }
+        if !proxy.targets().is_empty() && started.elapsed() > Duration::from_secs(2) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let still_running = exited.is_none();
+    if still_running {
+        let _ = child.kill();
+    }
+    let output = child.wait_with_output().expect("output");
+    let log = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let _ = std::fs::remove_file(&kubeconfig);
+    assert!(still_running, "the controller exited ({exited:?}): {log}");
+    let api = kube.url();
+    let authority = api
+        .trim_start_matches("http://")
+        .trim_start_matches("https://");
+    assert!(
+        proxy
+            .targets()
+            .iter()
+            .any(|t| authority.starts_with(t.as_str())),
+        "the API server was not reached through the proxy ({:?}, {api}): {log}",
+        proxy.targets()
+    );
 }

@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 
 use roma_support::{RawServer, Reply, TlsFront, closed_port, temp_file, test_pki};
 use taskreset_controller::roma::{
-    ClientConfig, Credentials, Endpoint, EndpointPolicy, OutcomeClass, ResetOutcome, ResetRequest,
-    RomaClient, classify,
+    ClientConfig, Credentials, Endpoint, EndpointPolicy, IamEndpointPolicy, OutcomeClass,
+    ResetOutcome, ResetRequest, RomaClient, classify,
 };
 use taskreset_simulators::roma::{AuthKind, RomaConfig, RomaHandle, RomaSimulator, Step};
 use url::Url;
@@ -251,15 +251,16 @@ async fn every_row_of_the_classification_against_the_simulator() {
             Some(true),
         ),
         (
+            // The SDK's camelCase fallback is not the documented body: ambiguous after sending.
             Step::Raw {
                 status: 503,
                 content_type: "application/json".into(),
                 body: r#"{"errorCode":"SVC.0001","errorMsg":"busy"}"#.into(),
             },
-            OutcomeClass::Retryable,
+            OutcomeClass::Ambiguous,
             Some(503),
-            Some("SVC.0001"),
-            Some(true),
+            Some("503"),
+            Some(false),
         ),
         (
             Step::Raw {
@@ -411,7 +412,7 @@ async fn aksk_signatures_are_verified_on_the_wire() {
 #[tokio::test]
 async fn iam_tokens_are_exchanged_once_and_cached() {
     let sim = simulator().await;
-    let client = client();
+    let client = iam_client(&sim.url());
     let creds = password(&sim);
     for task in ["a", "b", "c"] {
         let outcome = client.reset(&request(&sim.url(), task, None), &creds).await;
@@ -434,7 +435,7 @@ async fn iam_tokens_are_exchanged_once_and_cached() {
 async fn concurrent_callers_share_one_iam_exchange() {
     let sim = simulator().await;
     sim.set_latency(Duration::from_millis(200));
-    let client = client();
+    let client = iam_client(&sim.url());
     let creds = Arc::new(password(&sim));
     let url = sim.url();
     let mut tasks = Vec::new();
@@ -457,7 +458,7 @@ async fn concurrent_callers_share_one_iam_exchange() {
 #[tokio::test]
 async fn a_401_drops_the_cached_token_and_retries_once() {
     let sim = simulator().await;
-    let client = client();
+    let client = iam_client(&sim.url());
     let creds = password(&sim);
     let first = client.reset(&request(&sim.url(), "t", None), &creds).await;
     assert_eq!(classify(&first), OutcomeClass::Succeeded);
@@ -490,7 +491,7 @@ async fn short_lived_tokens_are_refreshed_before_they_expire() {
     .await
     .unwrap();
     sim.add_user("acme", "alice", PASSWORD);
-    let client = client();
+    let client = iam_client(&sim.url());
     let creds = password(&sim);
     let _ = client.reset(&request(&sim.url(), "t", None), &creds).await;
     let _ = client.reset(&request(&sim.url(), "t", None), &creds).await;
@@ -518,7 +519,7 @@ async fn iam_refusals_and_outages_are_not_resets() {
         domain_name: "acme".into(),
         iam_endpoint: Some(Url::parse(&sim.url()).unwrap()),
     };
-    let outcome = client()
+    let outcome = iam_client(&sim.url())
         .reset(&request(&sim.url(), "t", None), &wrong)
         .await;
     match &outcome {
@@ -529,8 +530,8 @@ async fn iam_refusals_and_outages_are_not_resets() {
             ..
         } => {
             assert_eq!(*http_status, Some(401));
-            assert_eq!(error_code, "401");
-            assert!(error_message.contains("The username or password is wrong."));
+            assert_eq!(error_code, "IamRefused");
+            assert_eq!(error_message, "IAM refused the credentials (HTTP 401)");
         }
         other => panic!("{other:?}"),
     }
@@ -543,7 +544,9 @@ async fn iam_refusals_and_outages_are_not_resets() {
         domain_name: "acme".into(),
         iam_endpoint: Some(Url::parse(&format!("http://127.0.0.1:{port}")).unwrap()),
     };
-    let outcome = client().reset(&request(&sim.url(), "t", None), &down).await;
+    let outcome = iam_client(&format!("http://127.0.0.1:{port}"))
+        .reset(&request(&sim.url(), "t", None), &down)
+        .await;
     assert!(
         matches!(outcome, ResetOutcome::NotSent { .. }),
         "{outcome:?}"
@@ -564,11 +567,16 @@ async fn iam_refusals_and_outages_are_not_resets() {
         "{outcome:?}"
     );
     assert!(sim.calls().is_empty(), "no reset call without a token");
-    // A plain http ROMA endpoint (allowed by the endpoint policy) may use a plain http IAM.
+    // A plain http ROMA endpoint does not make a plain http IAM acceptable: that takes
+    // insecure mode (and the IAM allow-list).
     let outcome = strict
         .reset(&request(&sim.url(), "t", None), &password(&sim))
         .await;
-    assert_eq!(classify(&outcome), OutcomeClass::Succeeded, "{outcome:?}");
+    assert!(
+        matches!(&outcome, ResetOutcome::CredentialsRejected { error_code, .. } if error_code == "InsecureIamEndpoint"),
+        "{outcome:?}"
+    );
+    assert!(sim.calls().is_empty());
 }
 
 #[tokio::test]
@@ -663,7 +671,8 @@ async fn bodies_are_read_up_to_the_cap() {
     };
     assert!(error_message.chars().count() <= 256);
 
-    // A body without end: the client stops at the cap, long before its timeout.
+    // A body without end: the client stops at the cap, long before its timeout. A 200 that
+    // is not the documented success body says nothing about the reset: ambiguous.
     let endless = RawServer::start(|_| {
         Reply::Endless("HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\n".into())
     })
@@ -672,7 +681,7 @@ async fn bodies_are_read_up_to_the_cap() {
     let outcome = client()
         .reset(&request(&endless.url(), "t", None), &token())
         .await;
-    assert_eq!(classify(&outcome), OutcomeClass::Succeeded, "{outcome:?}");
+    assert_eq!(classify(&outcome), OutcomeClass::Ambiguous, "{outcome:?}");
     assert!(started.elapsed() < Duration::from_secs(3));
 }
 
@@ -728,7 +737,7 @@ async fn echoed_secrets_never_reach_the_outcome() {
         domain_name: "acme".into(),
         iam_endpoint: Some(Url::parse(&echo_iam.url()).unwrap()),
     };
-    let outcome = client()
+    let outcome = iam_client(&echo_iam.url())
         .reset(&request(&sim.url(), "t", None), &creds)
         .await;
     assert_eq!(classify(&outcome), OutcomeClass::CredentialsRejected);
@@ -802,4 +811,468 @@ async fn invalid_ids_never_leave_the_process() {
         "{outcome:?}"
     );
     assert!(sim.calls().is_empty());
+}
+
+// ---------------------------------------------------------------------------------------------
+// Issue 11: hostile and unlucky answers (points 6, 7, 8, 12, 13).
+
+/// A client whose IAM allow-list admits `iam` (a loopback server standing in for IAM).
+fn iam_client(iam: &str) -> RomaClient {
+    RomaClient::new(ClientConfig {
+        iam_endpoints: IamEndpointPolicy::new(vec![iam.to_owned()], true).expect("pattern"),
+        ..config()
+    })
+    .expect("client")
+}
+
+/// Password credentials whose IAM endpoint is `iam`.
+fn password_at(iam: &str, password: &str) -> Credentials {
+    Credentials::Password {
+        username: "alice".into(),
+        password: password.into(),
+        domain_name: "acme".into(),
+        iam_endpoint: Some(Url::parse(iam).unwrap()),
+    }
+}
+
+/// No run of `window` characters of `secret` (nor of its whitespace-collapsed form) in what
+/// the outcome shows.
+fn assert_no_fragment(outcome: &ResetOutcome, secret: &str, window: usize) {
+    let shown = format!("{outcome:?} {outcome}");
+    let collapsed: String = secret.split_whitespace().collect::<Vec<_>>().join(" ");
+    for form in [secret, collapsed.as_str()] {
+        let chars: Vec<char> = form.chars().collect();
+        for start in 0..chars.len().saturating_sub(window - 1) {
+            let piece: String = chars[start..start + window].iter().collect();
+            assert!(
+                !shown.contains(&piece),
+                "{piece:?} of a secret leaked: {shown}"
+            );
+        }
+    }
+}
+
+/// An IAM and ROMA stand-in on one raw server: `iam` answers `POST /v3/auth/tokens`, `roma`
+/// every other request.
+async fn iam_and_roma(
+    iam: impl Fn(&str) -> Reply + Send + Sync + 'static,
+    roma: impl Fn(&str) -> Reply + Send + Sync + 'static,
+) -> RawServer {
+    RawServer::start(move |request| {
+        if request.starts_with("POST /v3/auth/tokens") {
+            iam(request)
+        } else {
+            roma(request)
+        }
+    })
+    .await
+}
+
+fn iam_ok(token: &str) -> Reply {
+    Reply::http(
+        201,
+        &[
+            ("X-Subject-Token", token),
+            ("Content-Type", "application/json"),
+        ],
+        r#"{"token":{"expires_at":"2999-01-01T00:00:00.000000Z"}}"#,
+    )
+}
+
+fn resets(server: &RawServer) -> usize {
+    server
+        .requests()
+        .iter()
+        .filter(|r| r.contains("/reset HTTP/1.1"))
+        .count()
+}
+
+#[tokio::test]
+async fn only_the_documented_fdi_error_body_is_a_service_error() {
+    // (status, body, class): the documented bodies and look-alikes of them.
+    let rows: [(u16, &str, OutcomeClass); 14] = [
+        (
+            500,
+            r#"{"error_code":"FDI.3000","error_msg":"Internal server error."}"#,
+            OutcomeClass::Retryable,
+        ),
+        (
+            400,
+            r#"{"error_code":"FDI.3150","error_msg":"The task list is empty."}"#,
+            OutcomeClass::Rejected,
+        ),
+        (
+            404,
+            r#"{"error_code":"FDI.3083","error_msg":"One or more scheduled tasks are not configured with scheduled plans."}"#,
+            OutcomeClass::Rejected,
+        ),
+        (
+            429,
+            r#"{"error_code":"APIGW.0308","error_msg":"The throttling threshold has been reached: policy user over ratelimit,limit:5,time:1 second","request_id":"r1"}"#,
+            OutcomeClass::Retryable,
+        ),
+        (
+            200,
+            r#"{"message": "Reset Success"}"#,
+            OutcomeClass::Succeeded,
+        ),
+        // A generic proxy's 500: not the service saying it did nothing.
+        (
+            500,
+            r#"{"code":"InternalError","message":"upstream connect error"}"#,
+            OutcomeClass::Ambiguous,
+        ),
+        (
+            500,
+            r#"{"error":{"code":500,"message":"upstream reset"}}"#,
+            OutcomeClass::Ambiguous,
+        ),
+        (
+            503,
+            r#"{"errorCode":"SVC.0001","errorMsg":"busy"}"#,
+            OutcomeClass::Ambiguous,
+        ),
+        (
+            502,
+            r#"{"data":{"error_code":"FDI.3000","error_msg":"nested"}}"#,
+            OutcomeClass::Ambiguous,
+        ),
+        (
+            500,
+            r#"{"error_code":500,"error_msg":"a number is not a code"}"#,
+            OutcomeClass::Ambiguous,
+        ),
+        (
+            500,
+            r#"{"error_code":"E","error_msg":"too short to be a code"}"#,
+            OutcomeClass::Ambiguous,
+        ),
+        // A 200 that is not the documented success body did not say the reset was done.
+        (
+            200,
+            r#"{"error_code":"FDI.3150","error_msg":"The task list is empty."}"#,
+            OutcomeClass::Ambiguous,
+        ),
+        (200, "", OutcomeClass::Ambiguous),
+        (
+            200,
+            "<html><body>Welcome to nginx!</body></html>",
+            OutcomeClass::Ambiguous,
+        ),
+    ];
+    let client = client();
+    for (status, body, class) in rows {
+        let server = RawServer::start(move |_| {
+            Reply::http(status, &[("Content-Type", "application/json")], body)
+        })
+        .await;
+        let outcome = client
+            .reset(&request(&server.url(), "t", None), &token())
+            .await;
+        assert_eq!(classify(&outcome), class, "{status} {body} -> {outcome:?}");
+        assert_eq!(server.requests().len(), 1, "one POST per reset");
+        if class == OutcomeClass::Ambiguous && status == 200 {
+            assert!(
+                outcome.to_string().contains("200"),
+                "the status says what came back: {outcome}"
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn redaction_covers_long_tokens_escapes_and_whitespace_in_roma_answers() {
+    // A real IAM token is several KB; an ordinary server's "header too long" 400 quotes it.
+    let long_token: String = (0..6000)
+        .map(|i| {
+            char::from(
+                b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
+                    [(i * 7 + i / 62) % 62],
+            )
+        })
+        .collect();
+    let quoted = long_token.clone();
+    let server = RawServer::start(move |_| {
+        Reply::http(
+            400,
+            &[("Content-Type", "text/plain")],
+            &format!("400 Request Header Or Cookie Too Large: X-Auth-Token: {quoted}"),
+        )
+    })
+    .await;
+    let outcome = client()
+        .reset(
+            &request(&server.url(), "t", None),
+            &Credentials::Token(long_token.as_str().into()),
+        )
+        .await;
+    assert_no_fragment(&outcome, &long_token, 16);
+    let quoted = long_token.clone();
+    let json = RawServer::start(move |_| {
+        Reply::http(
+            400,
+            &[("Content-Type", "application/json")],
+            &format!(r#"{{"error_code":"APIGW.0400","error_msg":"header too long: {quoted}"}}"#),
+        )
+    })
+    .await;
+    let outcome = client()
+        .reset(
+            &request(&json.url(), "t", None),
+            &Credentials::Token(long_token.as_str().into()),
+        )
+        .await;
+    assert_no_fragment(&outcome, &long_token, 16);
+
+    // Escaped forms of a token: JSON (in a non-JSON body and doubly escaped in a JSON one),
+    // URL-encoding, and the \u form of every character.
+    let odd_token = r#"tok"en\SECRET/0005+%x"#;
+    let json_escaped = r#"tok\"en\\SECRET\/0005+%x"#.to_owned();
+    let url_encoded = "tok%22en%5CSECRET%2F0005%2B%25x".to_owned();
+    let unicode: String = odd_token
+        .chars()
+        .map(|c| format!("\\u{:04x}", u32::from(c)))
+        .collect();
+    let bodies = [
+        format!("echo: {{\"x-auth-token\": \"{json_escaped}\"}}"),
+        format!(
+            r#"{{"error_code":"PROXY.0001","error_msg":"headers: {{\"x-auth-token\": \"{}\"}}"}}"#,
+            json_escaped.replace('\\', "\\\\").replace('"', "\\\"")
+        ),
+        format!("GET /login?token={url_encoded}&next=/"),
+        format!(
+            "GET /login?token={}&next=/",
+            url_encoded.to_lowercase().replace("secret", "SECRET")
+        ),
+        format!(r#"{{"error_code":"PROXY.0001","error_msg":"token {unicode}"}}"#),
+    ];
+    for body in bodies {
+        let server = RawServer::start(move |_| {
+            Reply::http(400, &[("Content-Type", "application/json")], &body)
+        })
+        .await;
+        let outcome = client()
+            .reset(
+                &request(&server.url(), "t", None),
+                &Credentials::Token(odd_token.into()),
+            )
+            .await;
+        assert_no_fragment(&outcome, "SECRET/0005", 11);
+        assert_no_fragment(&outcome, "SECRET\\/0005", 12);
+        assert_no_fragment(&outcome, "SECRET%2F0005", 13);
+        assert_no_fragment(&outcome, "SECRET%2f0005", 13);
+    }
+
+    // Whitespace: a password with a double space quoted as is, and one with a single space
+    // quoted across a line break (the shown text collapses whitespace).
+    for (secret, quoted) in [
+        ("pass  word-SECRET-0006", "pass  word-SECRET-0006"),
+        ("pass word-SECRET-0007", "pass\r\n\tword-SECRET-0007"),
+    ] {
+        let body = format!("you sent the password {quoted} to the wrong place");
+        let server = iam_and_roma(
+            |_| iam_ok("iam-token-0001"),
+            move |_| Reply::http(400, &[("Content-Type", "text/plain")], &body),
+        )
+        .await;
+        let outcome = iam_client(&server.url())
+            .reset(
+                &request(&server.url(), "t", None),
+                &password_at(&server.url(), secret),
+            )
+            .await;
+        assert_eq!(resets(&server), 1, "{outcome:?}");
+        assert_no_fragment(&outcome, secret, 12);
+    }
+}
+
+#[tokio::test]
+async fn iam_answers_are_never_copied_out() {
+    let secret = r#"pass  wo"rd\SECRET-0008"#;
+    let escaped = r#"pass  wo\"rd\\SECRET-0008"#;
+    let body = format!(
+        r#"{{"error":{{"code":401,"message":"HOSTILE-TEXT you sent {escaped} and {secret}","title":"Unauthorized"}}}}"#
+    );
+    let server = iam_and_roma(
+        move |_| {
+            Reply::http(
+                401,
+                &[
+                    ("Content-Type", "application/json"),
+                    ("X-Request-Id", "iam-req-0001"),
+                ],
+                &body,
+            )
+        },
+        |_| Reply::http(200, &[], r#"{"message":"Reset Success"}"#),
+    )
+    .await;
+    let outcome = iam_client(&server.url())
+        .reset(
+            &request(&server.url(), "t", None),
+            &password_at(&server.url(), secret),
+        )
+        .await;
+    let ResetOutcome::CredentialsRejected {
+        http_status,
+        error_message,
+        request_id,
+        ..
+    } = &outcome
+    else {
+        panic!("{outcome:?}");
+    };
+    assert_eq!(*http_status, Some(401));
+    assert_eq!(error_message, "IAM refused the credentials (HTTP 401)");
+    assert_eq!(request_id.as_deref(), Some("iam-req-0001"));
+    assert!(!outcome.to_string().contains("HOSTILE-TEXT"), "{outcome}");
+    assert_no_fragment(&outcome, secret, 10);
+    assert_eq!(resets(&server), 0);
+
+    // An IAM outage: what happened, not what it said.
+    let down = iam_and_roma(
+        |_| Reply::http(503, &[], "<html>HOSTILE-TEXT maintenance</html>"),
+        |_| Reply::http(200, &[], r#"{"message":"Reset Success"}"#),
+    )
+    .await;
+    let outcome = iam_client(&down.url())
+        .reset(
+            &request(&down.url(), "t", None),
+            &password_at(&down.url(), PASSWORD),
+        )
+        .await;
+    assert_eq!(classify(&outcome), OutcomeClass::Retryable, "{outcome:?}");
+    assert!(outcome.to_string().contains("HTTP 503"), "{outcome}");
+    assert!(
+        !format!("{outcome:?}").contains("HOSTILE-TEXT"),
+        "{outcome:?}"
+    );
+
+    // The gateway's 401 body is not copied either; its documented code is.
+    let roma = RawServer::start(|_| {
+        Reply::http(
+            401,
+            &[("Content-Type", "application/json"), ("X-Request-Id", "gw-1")],
+            r#"{"error_code":"APIGW.0301","error_msg":"Incorrect IAM authentication information: HOSTILE-TEXT","request_id":"gw-1"}"#,
+        )
+    })
+    .await;
+    let outcome = client()
+        .reset(&request(&roma.url(), "t", None), &token())
+        .await;
+    assert_eq!(classify(&outcome), OutcomeClass::CredentialsRejected);
+    assert!(
+        !format!("{outcome:?}").contains("HOSTILE-TEXT"),
+        "{outcome:?}"
+    );
+    assert!(
+        matches!(&outcome, ResetOutcome::HttpError { error_code, .. } if error_code == "APIGW.0301"),
+        "{outcome:?}"
+    );
+}
+
+#[tokio::test]
+async fn an_iam_endpoint_outside_the_allow_list_never_gets_the_password() {
+    let sim = simulator().await;
+    let thief = RawServer::start(|_| iam_ok("stolen-0001")).await;
+    let outcome = client()
+        .reset(
+            &request(&sim.url(), "t", None),
+            &password_at(&thief.url(), PASSWORD),
+        )
+        .await;
+    assert_eq!(
+        classify(&outcome),
+        OutcomeClass::CredentialsRejected,
+        "{outcome:?}"
+    );
+    assert!(thief.requests().is_empty(), "the password went out");
+    assert!(sim.calls().is_empty());
+    assert_no_secret(&outcome);
+
+    // User information in an IAM endpoint is refused when the Secret is read.
+    let data = |endpoint: &str| {
+        [
+            ("username", "alice"),
+            ("password", PASSWORD),
+            ("domainName", "acme"),
+            ("iamEndpoint", endpoint),
+        ]
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), v.as_bytes().to_vec()))
+        .collect::<std::collections::BTreeMap<_, _>>()
+    };
+    for endpoint in [
+        "https://user:pw-SECRET-9@iam.cn-north-4.myhuaweicloud.com",
+        "https://user@iam.cn-north-4.myhuaweicloud.com",
+        "https://:pw-SECRET-9@iam.myhuaweicloud.com",
+    ] {
+        let err = Credentials::from_secret_data(&data(endpoint)).expect_err(endpoint);
+        assert!(!err.to_string().contains("pw-SECRET-9"), "{err}");
+    }
+    assert!(
+        Credentials::from_secret_data(&data("https://iam.cn-north-4.myhuaweicloud.com")).is_ok()
+    );
+}
+
+#[tokio::test]
+async fn oversized_iam_tokens_are_refused_and_never_quoted() {
+    let huge: String = "MIIhuge".chars().cycle().take(64 * 1024).collect();
+    let quoted = huge.clone();
+    let server = iam_and_roma(
+        move |_| iam_ok(&quoted),
+        |_| Reply::http(200, &[], r#"{"message":"Reset Success"}"#),
+    )
+    .await;
+    let outcome = iam_client(&server.url())
+        .reset(
+            &request(&server.url(), "t", None),
+            &password_at(&server.url(), PASSWORD),
+        )
+        .await;
+    assert_eq!(
+        classify(&outcome),
+        OutcomeClass::CredentialsRejected,
+        "{outcome:?}"
+    );
+    assert_eq!(resets(&server), 0, "no reset with an oversized token");
+    assert_no_fragment(&outcome, &huge, 16);
+    assert!(outcome.to_string().len() < 1024, "{outcome}");
+}
+
+#[tokio::test]
+async fn a_token_with_a_line_break_is_a_credentials_problem_without_a_request() {
+    let data: std::collections::BTreeMap<String, Vec<u8>> = [(
+        "token".to_owned(),
+        b"first-line-SECRET\nsecond-line-SECRET\n".to_vec(),
+    )]
+    .into_iter()
+    .collect();
+    let err = Credentials::from_secret_data(&data).expect_err("a token is one line");
+    let text = err.to_string();
+    assert!(
+        text.contains("token") && text.contains("line break"),
+        "{text}"
+    );
+    assert!(!text.contains("SECRET"), "{text}");
+
+    // Built by hand (not from a Secret): still refused before any request.
+    let server =
+        RawServer::start(|_| Reply::http(200, &[], r#"{"message":"Reset Success"}"#)).await;
+    let outcome = client()
+        .reset(
+            &request(&server.url(), "t", None),
+            &Credentials::Token("first-line-SECRET\nsecond-line-SECRET".into()),
+        )
+        .await;
+    assert_eq!(
+        classify(&outcome),
+        OutcomeClass::CredentialsRejected,
+        "{outcome:?}"
+    );
+    assert!(!outcome.to_string().contains("SECRET"), "{outcome}");
+    assert_eq!(
+        server.connections.load(std::sync::atomic::Ordering::SeqCst),
+        0
+    );
 }

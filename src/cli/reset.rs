@@ -19,8 +19,8 @@ use super::duration::parse_duration;
 use crate::api::DateFrom;
 use crate::api::is_valid_id;
 use crate::roma::{
-    ClientConfig, Credentials, Endpoint, EndpointPolicy, OutcomeClass, ResetOutcome, ResetRequest,
-    RomaClient, classify,
+    ClientConfig, Credentials, Endpoint, EndpointPolicy, IamEndpointPolicy, OutcomeClass,
+    ResetOutcome, ResetRequest, RomaClient, classify,
 };
 
 /// Exit code: the service (or the gateway, or IAM) refused the reset or the credentials.
@@ -154,11 +154,24 @@ fn prepare(args: ResetArgs) -> Result<(RomaClient, ResetRequest, Credentials), S
         (None, None) => return Err("give --endpoint URL or --region REGION".to_owned()),
     };
     let credentials = Credentials::from_env().map_err(|e| e.to_string())?;
+    // ROMA_IAM_ENDPOINT is given by whoever runs the command: trusted like --endpoint.
+    let mut iam_endpoints =
+        IamEndpointPolicy::new(Vec::new(), args.insecure_allow_http).map_err(|e| e.to_string())?;
+    if let Credentials::Password {
+        iam_endpoint: Some(url),
+        ..
+    } = &credentials
+    {
+        iam_endpoints = iam_endpoints
+            .trusting(url)
+            .map_err(|e| format!("ROMA_IAM_ENDPOINT: {e}"))?;
+    }
     let client = RomaClient::new(ClientConfig {
         request_timeout: args.timeout,
         connect_timeout: args.connect_timeout,
         ca_file: args.ca_file,
         insecure_allow_http: args.insecure_allow_http,
+        iam_endpoints,
         ..ClientConfig::default()
     })
     .map_err(|e| e.to_string())?;

@@ -13,7 +13,7 @@ use tracing::{error, info, warn};
 
 use super::duration::parse_duration;
 use crate::reconciler::{self, Context, LeaseConfig, Policy, RunConfig, SecretRef, limits::Limits};
-use crate::roma::{ClientConfig, EndpointPolicy, RomaClient};
+use crate::roma::{ClientConfig, EndpointPolicy, IamEndpointPolicy, RomaClient};
 use crate::telemetry::{self, Health, LogFormat, Metrics};
 
 /// Margin added to the request timeout before a `Resetting` claim counts as interrupted:
@@ -67,6 +67,17 @@ pub struct RunArgs {
         default_value = "https://roma.*.myhuaweicloud.com"
     )]
     pub allowed_endpoints: Vec<String>,
+
+    /// IAM endpoint patterns an IAM password may be sent to (a Secret's `iamEndpoint`, or the
+    /// IAM endpoint derived from the ROMA endpoint), comma-separated; same syntax as
+    /// --allowed-endpoints.
+    #[arg(
+        long,
+        env = "TASKRESET_ALLOWED_IAM_ENDPOINTS",
+        value_delimiter = ',',
+        default_values = crate::roma::DEFAULT_ALLOWED_IAM_ENDPOINTS
+    )]
+    pub allowed_iam_endpoints: Vec<String>,
 
     /// Reset calls in flight at once, over all TaskResets.
     #[arg(long, env = "TASKRESET_MAX_CONCURRENT_RESETS", default_value_t = 16)]
@@ -267,12 +278,16 @@ pub async fn start(
         args.insecure_allow_http,
     )
     .map_err(|e| StartError::Config(e.to_string()))?;
+    let iam_endpoints =
+        IamEndpointPolicy::new(args.allowed_iam_endpoints.clone(), args.insecure_allow_http)
+            .map_err(|e| StartError::Config(format!("--allowed-iam-endpoints: {e}")))?;
     let roma = RomaClient::new(ClientConfig {
         request_timeout: args.request_timeout,
         connect_timeout: args.request_timeout.min(Duration::from_secs(10)),
         iam_timeout: args.iam_timeout,
         ca_file: args.ca_file.clone(),
         insecure_allow_http: args.insecure_allow_http,
+        iam_endpoints,
         ..ClientConfig::default()
     })
     .map_err(|e| StartError::Config(e.to_string()))?;

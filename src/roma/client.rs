@@ -9,11 +9,12 @@ use reqwest::header::{CONTENT_TYPE, HOST, HeaderName, HeaderValue};
 use url::Url;
 
 use super::credentials::Credentials;
-use super::endpoint::Endpoint;
+use super::endpoint::{Endpoint, EndpointError, IamEndpointPolicy};
 use super::iam::{self, Exchange, TokenCache};
 use super::outcome::ResetOutcome;
 use super::response::{
-    MAX_REQUEST_ID_CHARS, parse_error_body, parse_success_message, sanitize, scrub,
+    MAX_REQUEST_ID_CHARS, Redactor, is_documented_code, parse_error_body, parse_success_message,
+    sanitize,
 };
 use super::secret::SecretString;
 
@@ -38,10 +39,18 @@ pub struct ClientConfig {
     pub user_agent: String,
     /// Most response body bytes read (default 64 KiB); the rest is ignored.
     pub max_body_bytes: usize,
-    /// Allow an IAM endpoint with plain http. Also allowed without this when the ROMA
-    /// endpoint itself is plain http (which [`super::EndpointPolicy`] only permits in insecure
-    /// mode).
+    /// Allow an IAM endpoint with plain http (the IAM allow-list must allow it too, which
+    /// takes insecure mode as well).
     pub insecure_allow_http: bool,
+    /// Where an IAM password may be sent (`--allowed-iam-endpoints`; default the global and
+    /// regional Huawei Cloud IAM endpoints). An IAM endpoint outside it gets nothing.
+    pub iam_endpoints: IamEndpointPolicy,
+    /// Largest IAM token accepted, in bytes of `X-Subject-Token` (default 16 KiB; real ones
+    /// are a few KB). A larger one is refused and never used, cached or shown.
+    pub max_token_bytes: usize,
+    /// Most IAM tokens cached (default 1,024): expired ones go first, then the least
+    /// recently used.
+    pub max_cached_tokens: usize,
     /// Refresh IAM tokens this long before they expire (at most half their lifetime;
     /// default 10 min).
     pub token_refresh_margin: Duration,
@@ -57,6 +66,9 @@ impl Default for ClientConfig {
             user_agent: USER_AGENT.to_owned(),
             max_body_bytes: 64 * 1024,
             insecure_allow_http: false,
+            iam_endpoints: IamEndpointPolicy::default(),
+            max_token_bytes: 16 * 1024,
+            max_cached_tokens: 1024,
             token_refresh_margin: Duration::from_secs(600),
         }
     }
@@ -165,11 +177,12 @@ impl RomaClient {
             }
         }
         let http = builder.build().map_err(ClientError::Http)?;
+        let tokens = TokenCache::new(config.max_cached_tokens);
         Ok(Self {
             inner: Arc::new(Inner {
                 http,
                 config,
-                tokens: TokenCache::default(),
+                tokens,
             }),
         })
     }
@@ -182,8 +195,9 @@ impl RomaClient {
     /// Call `POST .../multi-tasks/{task_id}/reset` once (with IAM password credentials: once
     /// more with a fresh token if the first answer is a 401) and say what came of it.
     pub async fn reset(&self, request: &ResetRequest, credentials: &Credentials) -> ResetOutcome {
-        let outcome = self.reset_unscrubbed(request, credentials).await;
-        let outcome = scrub_outcome(outcome, &credentials.secrets());
+        let redactor = Redactor::new(credentials.secrets());
+        let outcome = self.reset_unscrubbed(request, credentials, &redactor).await;
+        let outcome = scrub_outcome(outcome, &redactor);
         tracing::debug!(
             endpoint = %request.endpoint,
             project_id = %request.project_id,
@@ -200,6 +214,7 @@ impl RomaClient {
         &self,
         request: &ResetRequest,
         credentials: &Credentials,
+        redactor: &Redactor,
     ) -> ResetOutcome {
         let url = match request.endpoint.reset_url(
             &request.project_id,
@@ -218,7 +233,10 @@ impl RomaClient {
             None => "{}".to_owned(),
         };
         match credentials {
-            Credentials::Token(token) => self.send(&url, request, &body, Auth::Token(token)).await,
+            Credentials::Token(token) => {
+                self.send(&url, request, &body, Auth::Token(token), redactor)
+                    .await
+            }
             Credentials::AccessKey {
                 access_key,
                 secret_key,
@@ -229,7 +247,7 @@ impl RomaClient {
                     secret_key,
                     security_token: security_token.as_ref(),
                 };
-                self.send(&url, request, &body, auth).await
+                self.send(&url, request, &body, auth, redactor).await
             }
             Credentials::Password {
                 username,
@@ -240,19 +258,21 @@ impl RomaClient {
                 let iam = iam_endpoint
                     .clone()
                     .unwrap_or_else(|| request.endpoint.default_iam_endpoint());
-                // Plain http to IAM sends the password in clear: only in insecure mode, or
-                // when the endpoint policy already let this call go to a plain http endpoint.
-                let insecure_ok = self.inner.config.insecure_allow_http
-                    || request.endpoint.url().scheme() == "http";
-                if iam.scheme() != "https" && !insecure_ok {
+                // Plain http to IAM sends the password in clear: only in insecure mode.
+                if iam.scheme() != "https" && !self.inner.config.insecure_allow_http {
                     return ResetOutcome::CredentialsRejected {
                         http_status: None,
                         error_code: "InsecureIamEndpoint".to_owned(),
                         error_message: format!(
-                            "IAM endpoint {iam} is not https; enable insecure http to allow it"
+                            "IAM endpoint {} is not https; enable insecure http to allow it; no password was sent",
+                            shown_url(&iam)
                         ),
                         request_id: None,
                     };
+                }
+                // The Secret names the IAM endpoint: it gets the password only if allowed.
+                if let Err(err) = self.inner.config.iam_endpoints.check(&iam) {
+                    return iam_endpoint_refused(&iam, &err, &self.inner.config.iam_endpoints);
                 }
                 let key =
                     iam::cache_key(&iam, domain_name, username, password, &request.project_id);
@@ -264,7 +284,9 @@ impl RomaClient {
                     domain_name,
                     project_id: &request.project_id,
                     max_body_bytes: self.inner.config.max_body_bytes,
+                    max_token_bytes: self.inner.config.max_token_bytes,
                     timeout: self.inner.config.iam_timeout,
+                    redactor,
                 };
                 let margin = self.inner.config.token_refresh_margin;
                 let mut refreshed = false;
@@ -278,8 +300,11 @@ impl RomaClient {
                         Ok(token) => token,
                         Err(outcome) => return outcome,
                     };
-                    let answer = self.send(&url, request, &body, Auth::Token(&token)).await;
-                    let answer = scrub_outcome(answer, &[token.expose()]);
+                    let with_token = redactor.with(token.expose());
+                    let answer = self
+                        .send(&url, request, &body, Auth::Token(&token), &with_token)
+                        .await;
+                    let answer = scrub_outcome(answer, &with_token);
                     let rejected = matches!(
                         answer,
                         ResetOutcome::HttpError {
@@ -306,6 +331,7 @@ impl RomaClient {
         request: &ResetRequest,
         body: &str,
         auth: Auth<'_>,
+        redactor: &Redactor,
     ) -> ResetOutcome {
         let host = request.endpoint.host_header();
         let mut headers = reqwest::header::HeaderMap::new();
@@ -315,7 +341,12 @@ impl RomaClient {
                 Some(value) => {
                     headers.insert("x-auth-token", value);
                 }
-                None => return not_sent("the token holds characters that cannot be sent"),
+                None => {
+                    return unsendable(
+                        "InvalidToken",
+                        "the token holds a line break or another character that cannot be sent in an HTTP header",
+                    );
+                }
             },
             Auth::Signed {
                 access_key,
@@ -357,7 +388,10 @@ impl RomaClient {
                         return not_sent("a signed header name cannot be sent");
                     };
                     let Some(value) = sensitive(&value) else {
-                        return not_sent("a signed header value cannot be sent");
+                        return unsendable(
+                            "InvalidAccessKey",
+                            "the access key or security token holds a line break or another character that cannot be sent in an HTTP header",
+                        );
                     };
                     headers.insert(name, value);
                 }
@@ -387,20 +421,44 @@ impl RomaClient {
             .headers()
             .get("x-request-id")
             .and_then(|v| v.to_str().ok())
-            .map(|v| sanitize(v, MAX_REQUEST_ID_CHARS))
+            .map(|v| redactor.show(v, MAX_REQUEST_ID_CHARS))
             .filter(|v| !v.is_empty());
-        let (bytes, read_error) = read_capped(response, self.inner.config.max_body_bytes).await;
+        let cap = self.inner.config.max_body_bytes;
+        let (bytes, read_error) = read_capped(response, cap).await;
         if let Some(err) = &read_error {
             tracing::debug!(status, error = %err, "ROMA answer body could not be read completely");
         }
-        if (200..300).contains(&status) {
+        // Secrets go before anything else reads the text: a body cut at the cap may end with
+        // the first characters of one.
+        let mut text = String::from_utf8_lossy(&bytes).into_owned();
+        if bytes.len() >= cap {
+            text = redactor.scrub_cut_tail(&text);
+        }
+        if status == 200
+            && let Some(message) = parse_success_message(text.as_bytes(), redactor)
+        {
             return ResetOutcome::Succeeded {
                 http_status: status,
-                message: parse_success_message(&bytes),
+                message,
                 request_id,
             };
         }
-        let error = parse_error_body(status, &bytes);
+        let error = parse_error_body(status, text.as_bytes(), redactor);
+        if status == 401 {
+            // Nothing of a 401's text is copied: only a documented code, and what it means.
+            let code = if error.structured && is_documented_code(&error.code) {
+                error.code
+            } else {
+                "401".to_owned()
+            };
+            return ResetOutcome::HttpError {
+                http_status: status,
+                error_message: gateway_refusal(&code).to_owned(),
+                error_code: code,
+                request_id,
+                structured: error.structured,
+            };
+        }
         ResetOutcome::HttpError {
             http_status: status,
             error_code: error.code,
@@ -415,6 +473,69 @@ fn not_sent(reason: &str) -> ResetOutcome {
     ResetOutcome::NotSent {
         reason: reason.to_owned(),
     }
+}
+
+/// Credentials that cannot go on the wire: no request is made, and no retry can help until
+/// the Secret is fixed.
+fn unsendable(code: &str, what: &str) -> ResetOutcome {
+    ResetOutcome::CredentialsRejected {
+        http_status: None,
+        error_code: code.to_owned(),
+        error_message: format!("{what}; fix the Secret (no request was made)"),
+        request_id: None,
+    }
+}
+
+/// What a gateway 401 means, by its documented code.
+fn gateway_refusal(code: &str) -> &'static str {
+    match code {
+        "APIGW.0301" => {
+            "the gateway refused the credentials (a bad or expired token, a wrong AK/SK signature or an unknown access key)"
+        }
+        "APIGW.0303" => {
+            "the gateway refused the signature as expired: the controller's clock is more than 15 minutes off"
+        }
+        _ => "the gateway refused the credentials (HTTP 401)",
+    }
+}
+
+/// An IAM endpoint the IAM allow-list refuses: nothing is sent.
+fn iam_endpoint_refused(
+    iam: &Url,
+    err: &EndpointError,
+    policy: &IamEndpointPolicy,
+) -> ResetOutcome {
+    let (code, why) = match err {
+        EndpointError::NotAllowed { .. } => (
+            "IamEndpointNotAllowed",
+            format!(
+                "is not in the allowed IAM endpoints ({})",
+                policy.allowed_list()
+            ),
+        ),
+        EndpointError::InsecureScheme(_) => (
+            "InsecureIamEndpoint",
+            "is not https; enable insecure http to allow it".to_owned(),
+        ),
+        other => ("InvalidIamEndpoint", format!("is not usable: {other}")),
+    };
+    ResetOutcome::CredentialsRejected {
+        http_status: None,
+        error_code: code.to_owned(),
+        error_message: format!(
+            "IAM endpoint {} {why}; no password was sent",
+            shown_url(iam)
+        ),
+        request_id: None,
+    }
+}
+
+/// A URL as shown in messages: without user information, sanitised.
+pub(crate) fn shown_url(url: &Url) -> String {
+    let mut shown = url.clone();
+    let _ = shown.set_username("");
+    let _ = shown.set_password(None);
+    sanitize(shown.as_str(), 256)
 }
 
 /// A header value marked sensitive (kept out of the HTTP stack's debug output).
@@ -473,8 +594,10 @@ pub(crate) async fn read_capped(
     }
 }
 
-fn scrub_outcome(outcome: ResetOutcome, secrets: &[&str]) -> ResetOutcome {
-    let s = |text: String| scrub(&text, secrets);
+/// The last line of defence: every text field of the outcome through `redactor` (they were
+/// built from redacted text already; this also covers transport error messages).
+fn scrub_outcome(outcome: ResetOutcome, redactor: &Redactor) -> ResetOutcome {
+    let s = |text: String| redactor.scrub(&text);
     let id = |id: Option<String>| id.map(s);
     match outcome {
         ResetOutcome::Succeeded {

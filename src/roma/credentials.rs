@@ -7,7 +7,10 @@
 //! | `username`, `password`, `domainName` (+ `iamEndpoint`) | `ROMA_USERNAME`, `ROMA_PASSWORD`, `ROMA_DOMAIN_NAME` (+ `ROMA_IAM_ENDPOINT`) | IAM password token exchange |
 //!
 //! When several complete sets are present, the first of this table wins. Values are trimmed
-//! (Secrets made from files often end with a newline); an empty value counts as absent.
+//! (Secrets made from files often end with a newline); an empty value counts as absent. A
+//! value sent in an HTTP header (token, access key, security token) must be one line of
+//! visible ASCII characters: anything else is an error here, so that no request is made with
+//! it. An IAM endpoint must be an absolute http(s) URL without user information.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -37,8 +40,17 @@ pub enum CredentialsError {
     /// A value that is not UTF-8.
     #[error("{0} is not valid UTF-8")]
     NotUtf8(&'static str),
-    /// An IAM endpoint that is not an absolute http(s) URL.
-    #[error("{key} is not an absolute https URL")]
+    /// A value sent in a header that holds a line break, a space, a control or a non-ASCII
+    /// character (it could not be sent, or would be a different value on the wire).
+    #[error("{key} holds {what}: it must be one line of visible ASCII characters")]
+    Unsendable {
+        /// The key.
+        key: &'static str,
+        /// `a line break`, `a space`, `a control character` or `a non-ASCII character`.
+        what: &'static str,
+    },
+    /// An IAM endpoint that is not an absolute http(s) URL without user information.
+    #[error("{key} is not an absolute https URL without user information")]
     InvalidIamEndpoint {
         /// `iamEndpoint` or `ROMA_IAM_ENDPOINT`.
         key: &'static str,
@@ -158,16 +170,25 @@ impl Credentials {
                 }
             }
         };
-        if let Some(token) = get(names.token)? {
+        let header_value = |key: &'static str| -> Result<Option<String>, CredentialsError> {
+            let value = get(key)?;
+            if let Some(text) = &value
+                && let Some(what) = unsendable(text)
+            {
+                return Err(CredentialsError::Unsendable { key, what });
+            }
+            Ok(value)
+        };
+        if let Some(token) = header_value(names.token)? {
             return Ok(Self::Token(token.into()));
         }
         let access_key = get(names.access_key)?;
         let secret_key = get(names.secret_key)?;
-        if let (Some(access_key), Some(secret_key)) = (&access_key, &secret_key) {
+        if let (Some(_), Some(secret_key)) = (&access_key, &secret_key) {
             return Ok(Self::AccessKey {
-                access_key: access_key.clone(),
+                access_key: header_value(names.access_key)?.unwrap_or_default(),
                 secret_key: secret_key.as_str().into(),
-                security_token: get(names.security_token)?.map(SecretString::from),
+                security_token: header_value(names.security_token)?.map(SecretString::from),
             });
         }
         let username = get(names.username)?;
@@ -180,7 +201,12 @@ impl Credentials {
                 .map(|text| {
                     Url::parse(&text)
                         .ok()
-                        .filter(|u| matches!(u.scheme(), "https" | "http") && u.has_host())
+                        .filter(|u| {
+                            matches!(u.scheme(), "https" | "http")
+                                && u.has_host()
+                                && u.username().is_empty()
+                                && u.password().is_none()
+                        })
                         .ok_or(CredentialsError::InvalidIamEndpoint {
                             key: names.iam_endpoint,
                         })
@@ -271,6 +297,18 @@ impl fmt::Debug for Credentials {
                 .finish(),
         }
     }
+}
+
+/// What makes a header value unsendable (or different on the wire), if anything.
+fn unsendable(text: &str) -> Option<&'static str> {
+    text.chars()
+        .find(|c| !c.is_ascii_graphic())
+        .map(|c| match c {
+            '\n' | '\r' => "a line break",
+            ' ' => "a space",
+            c if c.is_control() => "a control character",
+            _ => "a non-ASCII character",
+        })
 }
 
 /// The first four characters of an identifier, then `...`.

@@ -18,6 +18,11 @@ pub const DEFAULT_ALLOWED_ENDPOINT: &str = "https://roma.*.myhuaweicloud.com";
 /// The global IAM endpoint, used when the ROMA host names no region.
 pub const GLOBAL_IAM_ENDPOINT: &str = "https://iam.myhuaweicloud.com";
 
+/// The IAM allow-list used when none is configured: the global and the regional Huawei Cloud
+/// IAM endpoints.
+pub const DEFAULT_ALLOWED_IAM_ENDPOINTS: [&str; 2] =
+    [GLOBAL_IAM_ENDPOINT, "https://iam.*.myhuaweicloud.com"];
+
 const HUAWEI_CLOUD_DOMAIN: &str = "myhuaweicloud.com";
 
 /// Why no usable endpoint could be found. Messages name URLs and regions, never credentials
@@ -94,17 +99,8 @@ impl EndpointPolicy {
         default_region: Option<String>,
         insecure_allow_http: bool,
     ) -> Result<Self, EndpointError> {
-        let allowed = if allowed.iter().all(|a| a.trim().is_empty()) {
-            vec![DEFAULT_ALLOWED_ENDPOINT.to_owned()]
-        } else {
-            allowed
-        };
-        let mut patterns = allowed
-            .iter()
-            .map(|p| p.trim())
-            .filter(|p| !p.is_empty())
-            .map(|p| EndpointPattern::parse(p, insecure_allow_http))
-            .collect::<Result<Vec<_>, _>>()?;
+        let mut patterns =
+            parse_patterns(&allowed, &[DEFAULT_ALLOWED_ENDPOINT], insecure_allow_http)?;
         let default_endpoint = default_endpoint
             .map(|url| Endpoint::validate(url, insecure_allow_http))
             .transpose()?;
@@ -160,6 +156,97 @@ impl EndpointPolicy {
     /// Whether plain http endpoints are allowed.
     pub fn insecure_allow_http(&self) -> bool {
         self.insecure_allow_http
+    }
+
+    /// The allowed patterns, comma-separated, as shown in messages.
+    pub fn allowed_list(&self) -> String {
+        self.allowed
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}
+
+/// The patterns of an allow-list; `defaults` when it is empty.
+fn parse_patterns(
+    allowed: &[String],
+    defaults: &[&str],
+    insecure_allow_http: bool,
+) -> Result<Vec<EndpointPattern>, EndpointError> {
+    let given: Vec<&str> = allowed
+        .iter()
+        .map(|p| p.trim())
+        .filter(|p| !p.is_empty())
+        .collect();
+    let chosen = if given.is_empty() {
+        defaults.to_vec()
+    } else {
+        given
+    };
+    chosen
+        .into_iter()
+        .map(|p| EndpointPattern::parse(p, insecure_allow_http))
+        .collect()
+}
+
+/// Where an IAM password may be sent: the Secret's `iamEndpoint`, or the IAM endpoint
+/// derived from the ROMA endpoint, must match one of these patterns (`--allowed-iam-endpoints`,
+/// same syntax as `--allowed-endpoints`; default [`DEFAULT_ALLOWED_IAM_ENDPOINTS`]). Without
+/// it, whoever writes a Secret could make the controller POST the password to any URL.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IamEndpointPolicy {
+    allowed: Vec<EndpointPattern>,
+    insecure_allow_http: bool,
+}
+
+impl Default for IamEndpointPolicy {
+    /// The default patterns, https only.
+    fn default() -> Self {
+        Self {
+            allowed: DEFAULT_ALLOWED_IAM_ENDPOINTS
+                .iter()
+                .filter_map(|p| EndpointPattern::parse(p, false).ok())
+                .collect(),
+            insecure_allow_http: false,
+        }
+    }
+}
+
+impl IamEndpointPolicy {
+    /// A policy from `--allowed-iam-endpoints` (empty: [`DEFAULT_ALLOWED_IAM_ENDPOINTS`]) and
+    /// `--insecure-allow-http`.
+    pub fn new(allowed: Vec<String>, insecure_allow_http: bool) -> Result<Self, EndpointError> {
+        Ok(Self {
+            allowed: parse_patterns(
+                &allowed,
+                &DEFAULT_ALLOWED_IAM_ENDPOINTS,
+                insecure_allow_http,
+            )?,
+            insecure_allow_http,
+        })
+    }
+
+    /// This policy plus exactly `url`, given by whoever runs the process (the `reset`
+    /// command's `ROMA_IAM_ENDPOINT`).
+    pub fn trusting(mut self, url: &Url) -> Result<Self, EndpointError> {
+        let endpoint = Endpoint::validate(url.clone(), self.insecure_allow_http)?;
+        self.allowed.push(EndpointPattern::exact(&endpoint));
+        Ok(self)
+    }
+
+    /// Whether a password may be sent to `url`: an absolute https URL (http in insecure
+    /// mode) without user information, query or fragment, matching an allowed pattern.
+    pub fn check(&self, url: &Url) -> Result<(), EndpointError> {
+        let endpoint = Endpoint::validate(url.clone(), self.insecure_allow_http)?;
+        if self.allowed.iter().any(|p| p.matches(&endpoint.base)) {
+            Ok(())
+        } else {
+            Err(EndpointError::NotAllowed {
+                endpoint: endpoint.to_string(),
+                allowed: self.allowed_list(),
+            })
+        }
     }
 
     /// The allowed patterns, comma-separated, as shown in messages.
@@ -600,6 +687,86 @@ mod tests {
             p.resolve(None, Some("North-4")),
             Err(EndpointError::InvalidRegion("North-4".into()))
         );
+    }
+
+    #[test]
+    fn user_information_is_refused_everywhere() {
+        let p = policy(&[], None, None);
+        for bad in [
+            "https://user:pw-SECRET@roma.cn-north-4.myhuaweicloud.com",
+            "https://user@roma.cn-north-4.myhuaweicloud.com",
+            "https://:pw-SECRET@roma.cn-north-4.myhuaweicloud.com",
+        ] {
+            let err = p.resolve(Some(&url(bad)), None).expect_err(bad);
+            assert!(
+                matches!(err, EndpointError::Invalid { .. })
+                    && !err.to_string().contains("pw-SECRET"),
+                "{bad}: {err}"
+            );
+            assert!(
+                EndpointPolicy::new(vec![], Some(url(bad)), None, false).is_err(),
+                "{bad} as the default endpoint"
+            );
+            let iam = IamEndpointPolicy::default();
+            let iam_bad = bad.replace("roma.cn-north-4", "iam.cn-north-4");
+            let err = iam.check(&url(&iam_bad)).expect_err(&iam_bad);
+            assert!(!err.to_string().contains("pw-SECRET"), "{err}");
+        }
+        assert!(matches!(
+            EndpointPolicy::new(
+                vec!["https://u:p@roma.*.myhuaweicloud.com".into()],
+                None,
+                None,
+                false
+            ),
+            Err(EndpointError::InvalidPattern { .. })
+        ));
+    }
+
+    #[test]
+    fn the_iam_allow_list_uses_the_same_patterns() {
+        let p = IamEndpointPolicy::default();
+        for ok in [
+            "https://iam.myhuaweicloud.com",
+            "https://iam.myhuaweicloud.com/",
+            "https://iam.cn-north-4.myhuaweicloud.com",
+            "https://IAM.ap-southeast-1.myhuaweicloud.com/",
+        ] {
+            assert!(p.check(&url(ok)).is_ok(), "{ok}");
+        }
+        for bad in [
+            "https://evil.example.com",
+            "https://iam.a.b.myhuaweicloud.com",
+            "https://iam.myhuaweicloud.com.evil.example",
+            "https://iam.cn-north-4.myhuaweicloud.com:8443",
+            "http://iam.myhuaweicloud.com",
+            "https://roma.cn-north-4.myhuaweicloud.com",
+            "https://iam.myhuaweicloud.com/?x=1",
+        ] {
+            assert!(p.check(&url(bad)).is_err(), "{bad}");
+        }
+        // The default IAM endpoint of every ROMA endpoint is allowed by default.
+        for roma in [
+            "https://roma.cn-north-4.myhuaweicloud.com",
+            "https://gw.example",
+        ] {
+            let e = policy(&["https://gw.example"], None, None)
+                .resolve(Some(&url(roma)), None)
+                .or_else(|_| policy(&[], None, None).resolve(Some(&url(roma)), None))
+                .expect("allowed");
+            assert!(p.check(&e.default_iam_endpoint()).is_ok(), "{roma}");
+        }
+        let custom =
+            IamEndpointPolicy::new(vec!["https://iam.corp.example".into()], false).expect("valid");
+        assert!(custom.check(&url("https://iam.corp.example")).is_ok());
+        assert!(custom.check(&url("https://iam.myhuaweicloud.com")).is_err());
+        let local = IamEndpointPolicy::new(vec![], true)
+            .expect("valid")
+            .trusting(&url("http://127.0.0.1:8080"))
+            .expect("trusted");
+        assert!(local.check(&url("http://127.0.0.1:8080/")).is_ok());
+        assert!(local.check(&url("http://127.0.0.1:8081")).is_err());
+        assert!(IamEndpointPolicy::new(vec!["http://127.0.0.1:1".into()], false).is_err());
     }
 
     #[test]

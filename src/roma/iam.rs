@@ -3,7 +3,13 @@
 //! `POST {iam}/v3/auth/tokens?nocatalog=true` scoped to the project; the token is the
 //! `X-Subject-Token` header, its expiry `token.expires_at`. Tokens are cached per (IAM
 //! endpoint, credential set, project) and reused until shortly before they expire; callers
-//! asking for the same token at the same time share one exchange.
+//! asking for the same token at the same time share one exchange. The cache is bounded: at
+//! most `capacity` entries (expired and unused ones go first, then the least recently used),
+//! and a token over the size limit is refused, never cached.
+//!
+//! Nothing of an IAM answer's body is ever copied into an outcome: a refusal says "IAM
+//! refused the credentials (HTTP 401)" and the request id, whatever IAM (or whoever answers
+//! at that address) wrote.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -15,7 +21,7 @@ use serde_json::json;
 use url::Url;
 
 use super::outcome::ResetOutcome;
-use super::response::{MAX_REQUEST_ID_CHARS, parse_error_body, sanitize};
+use super::response::{MAX_REQUEST_ID_CHARS, Redactor};
 use super::secret::SecretString;
 
 /// A token from IAM.
@@ -49,27 +55,108 @@ struct Slot {
     last_failure: Option<(Instant, ResetOutcome)>,
 }
 
-/// Cached IAM tokens, one slot per cache key.
-#[derive(Default)]
+/// Entries kept when no capacity is given.
+pub(crate) const DEFAULT_CAPACITY: usize = 1024;
+
+/// One cache entry: the slot, when it was last asked for, and until when its token is good
+/// (`None`: no token in it).
+struct Entry {
+    slot: Arc<tokio::sync::Mutex<Slot>>,
+    last_used: u64,
+    expires_at: Option<SystemTime>,
+}
+
+struct Entries {
+    map: HashMap<String, Entry>,
+    clock: u64,
+}
+
+/// Cached IAM tokens, one slot per cache key, at most `capacity` slots.
 pub(crate) struct TokenCache {
-    slots: Mutex<HashMap<String, Arc<tokio::sync::Mutex<Slot>>>>,
+    entries: Mutex<Entries>,
+    capacity: usize,
+}
+
+impl Default for TokenCache {
+    fn default() -> Self {
+        Self::new(DEFAULT_CAPACITY)
+    }
 }
 
 impl fmt::Debug for TokenCache {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let slots = self
-            .slots
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .len();
+        let slots = self.lock().map.len();
         f.debug_struct("TokenCache").field("slots", &slots).finish()
     }
 }
 
 impl TokenCache {
+    /// A cache of at most `capacity` entries (at least 1).
+    pub fn new(capacity: usize) -> Self {
+        Self {
+            entries: Mutex::new(Entries {
+                map: HashMap::new(),
+                clock: 0,
+            }),
+            capacity: capacity.max(1),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Entries> {
+        self.entries.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The slot of `key`, made if needed; making one first drops expired and empty entries
+    /// nobody is using, then the least recently used ones while over capacity.
     fn slot(&self, key: &str) -> Arc<tokio::sync::Mutex<Slot>> {
-        let mut slots = self.slots.lock().unwrap_or_else(PoisonError::into_inner);
-        Arc::clone(slots.entry(key.to_owned()).or_default())
+        let mut entries = self.lock();
+        entries.clock += 1;
+        let now = entries.clock;
+        if let Some(entry) = entries.map.get_mut(key) {
+            entry.last_used = now;
+            return Arc::clone(&entry.slot);
+        }
+        let wall = SystemTime::now();
+        entries.map.retain(|_, e| {
+            let in_use = Arc::strong_count(&e.slot) > 1;
+            in_use || e.expires_at.is_some_and(|at| at > wall)
+        });
+        while entries.map.len() >= self.capacity {
+            let Some(oldest) = entries
+                .map
+                .iter()
+                .min_by_key(|(_, e)| e.last_used)
+                .map(|(k, _)| k.clone())
+            else {
+                break;
+            };
+            entries.map.remove(&oldest);
+        }
+        let slot = Arc::new(tokio::sync::Mutex::new(Slot::default()));
+        entries.map.insert(
+            key.to_owned(),
+            Entry {
+                slot: Arc::clone(&slot),
+                last_used: now,
+                expires_at: None,
+            },
+        );
+        slot
+    }
+
+    /// Remember until when the token in `slot` (the entry of `key`) is good.
+    fn note_expiry(
+        &self,
+        key: &str,
+        slot: &Arc<tokio::sync::Mutex<Slot>>,
+        expires_at: Option<SystemTime>,
+    ) {
+        let mut entries = self.lock();
+        if let Some(entry) = entries.map.get_mut(key)
+            && Arc::ptr_eq(&entry.slot, slot)
+        {
+            entry.expires_at = expires_at;
+        }
     }
 
     /// The cached token for `key`, or a fresh one from `fetch`. Only one `fetch` runs per key
@@ -85,8 +172,8 @@ impl TokenCache {
         Fut: Future<Output = Result<IssuedToken, ResetOutcome>>,
     {
         let asked_at = Instant::now();
-        let slot = self.slot(key);
-        let mut slot = slot.lock().await;
+        let shared = self.slot(key);
+        let mut slot = shared.lock().await;
         if let Some(token) = &slot.token
             && token.usable_at(SystemTime::now(), margin)
         {
@@ -101,12 +188,15 @@ impl TokenCache {
             Ok(fresh) => {
                 let token = fresh.token.clone();
                 slot.last_failure = None;
-                slot.token = fresh.expires_at.is_some().then_some(fresh);
+                let expires_at = fresh.expires_at;
+                slot.token = expires_at.is_some().then_some(fresh);
+                self.note_expiry(key, &shared, expires_at);
                 Ok(token)
             }
             Err(failure) => {
                 slot.token = None;
                 slot.last_failure = Some((Instant::now(), failure.clone()));
+                self.note_expiry(key, &shared, None);
                 Err(failure)
             }
         }
@@ -114,10 +204,11 @@ impl TokenCache {
 
     /// Forget `token` (the service answered 401 to it); a newer token is kept.
     pub async fn invalidate(&self, key: &str, token: &SecretString) {
-        let slot = self.slot(key);
-        let mut slot = slot.lock().await;
+        let shared = self.slot(key);
+        let mut slot = shared.lock().await;
         if slot.token.as_ref().is_some_and(|t| &t.token == token) {
             slot.token = None;
+            self.note_expiry(key, &shared, None);
         }
     }
 
@@ -125,11 +216,10 @@ impl TokenCache {
     #[cfg(test)]
     pub fn cached(&self) -> usize {
         let slots: Vec<_> = self
-            .slots
             .lock()
-            .unwrap_or_else(PoisonError::into_inner)
+            .map
             .values()
-            .cloned()
+            .map(|e| Arc::clone(&e.slot))
             .collect();
         slots
             .iter()
@@ -165,15 +255,21 @@ pub(crate) struct Exchange<'a> {
     pub domain_name: &'a str,
     pub project_id: &'a str,
     pub max_body_bytes: usize,
+    /// Largest `X-Subject-Token` accepted, in bytes.
+    pub max_token_bytes: usize,
+    /// Removes the credentials' secrets from the request id (nothing else is copied).
     /// Whole-exchange limit, shorter than the reset call's: the exchange and the call must
     /// both fit the pod's termination grace period.
     pub timeout: std::time::Duration,
+    pub redactor: &'a Redactor,
 }
 
 /// `POST {iam}/v3/auth/tokens?nocatalog=true`. Failures are outcomes of the reset (which was
-/// then never sent): a 4xx refusal (except 429) is `CredentialsRejected`, anything else
-/// `NotSent`.
+/// then never sent): a 4xx refusal (except 429) or an oversized token is
+/// `CredentialsRejected`, anything else `NotSent`. No outcome quotes the answer's body or the
+/// token: only the status, the IAM request id and what the controller made of them.
 pub(crate) async fn exchange(x: Exchange<'_>) -> Result<IssuedToken, ResetOutcome> {
+    let shown = super::client::shown_url(x.iam);
     let mut url = x.iam.clone();
     match url.path_segments_mut() {
         Ok(mut segments) => {
@@ -181,7 +277,7 @@ pub(crate) async fn exchange(x: Exchange<'_>) -> Result<IssuedToken, ResetOutcom
         }
         Err(()) => {
             return Err(ResetOutcome::NotSent {
-                reason: format!("IAM endpoint {} cannot take a path", x.iam),
+                reason: format!("IAM endpoint {shown} cannot take a path"),
             });
         }
     }
@@ -211,8 +307,7 @@ pub(crate) async fn exchange(x: Exchange<'_>) -> Result<IssuedToken, ResetOutcom
         .await
         .map_err(|err| ResetOutcome::NotSent {
             reason: format!(
-                "IAM token exchange with {} failed: {}",
-                x.iam,
+                "IAM token exchange with {shown} failed: {}",
                 super::client::describe_error(&err)
             ),
         })?;
@@ -221,39 +316,54 @@ pub(crate) async fn exchange(x: Exchange<'_>) -> Result<IssuedToken, ResetOutcom
         .headers()
         .get("x-request-id")
         .and_then(|v| v.to_str().ok())
-        .map(|v| sanitize(v, MAX_REQUEST_ID_CHARS));
-    let subject_token = response
-        .headers()
-        .get("x-subject-token")
-        .and_then(|v| v.to_str().ok())
-        .map(str::trim)
-        .filter(|t| !t.is_empty())
-        .map(SecretString::from);
-    let (bytes, _) = super::client::read_capped(response, x.max_body_bytes).await;
+        .map(|v| x.redactor.show(v, MAX_REQUEST_ID_CHARS))
+        .filter(|v| !v.is_empty());
+    let with_id = |text: String| match &request_id {
+        Some(id) => format!("{text} (IAM request id {id})"),
+        None => text,
+    };
     if !(200..300).contains(&status) {
-        let error = parse_error_body(status, &bytes);
         return Err(if (400..500).contains(&status) && status != 429 {
             ResetOutcome::CredentialsRejected {
                 http_status: Some(status),
-                error_code: error.code,
-                error_message: format!("IAM token exchange refused: {}", error.message),
+                error_code: "IamRefused".to_owned(),
+                error_message: format!("IAM refused the credentials (HTTP {status})"),
                 request_id,
             }
         } else {
             ResetOutcome::NotSent {
-                reason: format!(
-                    "IAM token exchange with {} answered HTTP {status} {}: {}",
-                    x.iam, error.code, error.message
-                ),
+                reason: with_id(format!(
+                    "IAM at {shown} answered HTTP {status} to the token exchange"
+                )),
             }
         });
     }
-    let token = subject_token.ok_or_else(|| ResetOutcome::NotSent {
-        reason: format!(
-            "IAM at {} answered HTTP {status} without X-Subject-Token",
-            x.iam
-        ),
-    })?;
+    let header = response.headers().get("x-subject-token");
+    if let Some(value) = header
+        && value.len() > x.max_token_bytes
+    {
+        return Err(ResetOutcome::CredentialsRejected {
+            http_status: Some(status),
+            error_code: "IamTokenTooLarge".to_owned(),
+            error_message: format!(
+                "IAM at {shown} issued a token of {} bytes, over the {}-byte limit; it was not used",
+                value.len(),
+                x.max_token_bytes
+            ),
+            request_id,
+        });
+    }
+    let token = header
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .map(SecretString::from)
+        .ok_or_else(|| ResetOutcome::NotSent {
+            reason: with_id(format!(
+                "IAM at {shown} answered HTTP {status} without a usable X-Subject-Token"
+            )),
+        })?;
+    let (bytes, _) = super::client::read_capped(response, x.max_body_bytes).await;
     Ok(IssuedToken {
         token,
         expires_at: expires_at(&bytes),
@@ -382,5 +492,59 @@ mod tests {
             .await;
         assert_eq!(again.expect("token").expose(), "back");
         assert_eq!(fetches.load(std::sync::atomic::Ordering::SeqCst), 3);
+    }
+
+    fn issued(token: &str, expires_at: SystemTime) -> IssuedToken {
+        IssuedToken {
+            token: token.into(),
+            expires_at: Some(expires_at),
+            obtained_at: SystemTime::now() - Duration::from_secs(1),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_flood_of_keys_keeps_the_cache_bounded_and_expired_tokens_go() {
+        let cache = TokenCache::default();
+        let margin = Duration::from_secs(60);
+        let hour = SystemTime::now() + Duration::from_secs(3600);
+        for i in 0..3000 {
+            let key = format!("project-{i}");
+            let token = format!("token-{i}");
+            let got = cache
+                .get_or_fetch(&key, margin, || async move { Ok(issued(&token, hour)) })
+                .await;
+            assert!(got.is_ok());
+        }
+        let shown = format!("{cache:?}");
+        assert!(cache.cached() <= 1024, "{} tokens cached", cache.cached());
+        assert!(shown.contains("slots: 1024 }"), "{shown}");
+        // The most recently used survive; the least recently used went first.
+        let reused = cache
+            .get_or_fetch("project-2999", margin, || async {
+                Err(ResetOutcome::NotSent {
+                    reason: "must come from the cache".into(),
+                })
+            })
+            .await;
+        assert_eq!(reused.expect("cached").expose(), "token-2999");
+
+        // Tokens past their expiry are dropped, not kept until the count is reached.
+        let expired = TokenCache::default();
+        for i in 0..100 {
+            let token = format!("short-{i}");
+            let soon = SystemTime::now() + Duration::from_millis(300);
+            let _ = expired
+                .get_or_fetch(&format!("short-{i}"), Duration::ZERO, || async move {
+                    Ok(issued(&token, soon))
+                })
+                .await;
+        }
+        assert_eq!(expired.cached(), 100);
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        let _ = expired
+            .get_or_fetch("fresh", margin, || async { Ok(issued("fresh", hour)) })
+            .await;
+        assert_eq!(expired.cached(), 1, "{expired:?}");
+        assert!(format!("{expired:?}").contains("slots: 1 }"), "{expired:?}");
     }
 }

@@ -21,6 +21,9 @@ pub use client::{
     ClientConfig, ClientError, RESET_CONTENT_TYPE, ResetRequest, RomaClient, USER_AGENT,
 };
 pub use credentials::{Credentials, CredentialsError};
-pub use endpoint::{DEFAULT_ALLOWED_ENDPOINT, Endpoint, EndpointError, EndpointPolicy};
+pub use endpoint::{
+    DEFAULT_ALLOWED_ENDPOINT, DEFAULT_ALLOWED_IAM_ENDPOINTS, Endpoint, EndpointError,
+    EndpointPolicy, IamEndpointPolicy,
+};
 pub use outcome::{OutcomeClass, ResetOutcome, classify};
 pub use secret::SecretString;

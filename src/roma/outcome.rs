@@ -7,7 +7,7 @@ use std::fmt;
 /// a 401). Every text field was sanitised and capped, and holds no secret.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ResetOutcome {
-    /// A 2xx answer: the reset was done.
+    /// 200 with the documented success body (`{"message": ...}`): the reset was done.
     Succeeded {
         /// HTTP status (200).
         http_status: u16,
@@ -16,7 +16,8 @@ pub enum ResetOutcome {
         /// `X-Request-Id` of the answer.
         request_id: Option<String>,
     },
-    /// An HTTP answer other than 2xx.
+    /// Any other HTTP answer: not 2xx, or a 2xx whose body is not the documented success body
+    /// (which then says nothing about whether the reset ran).
     HttpError {
         /// HTTP status.
         http_status: u16,
@@ -26,8 +27,9 @@ pub enum ResetOutcome {
         error_message: String,
         /// `X-Request-Id` of the answer.
         request_id: Option<String>,
-        /// The body carried a service/gateway error (error_code/error_msg or the SDK's
-        /// fallbacks); false for HTML, empty or garbage bodies.
+        /// The body is the documented FDI/gateway error body (top-level string `error_code` of
+        /// 8-36 characters and string `error_msg`); false for anything else (HTML, empty,
+        /// garbage, a proxy's `{code, message}`, nested pairs).
         structured: bool,
     },
     /// Provably not executed: DNS, connect or TLS failure, the IAM token exchange failed or
@@ -154,16 +156,19 @@ impl fmt::Display for OutcomeClass {
     }
 }
 
-/// Map an outcome to its class:
+/// Map an outcome to its class. Only the documented answers prove anything: the success body
+/// for 200 and the FDI error body (`error_code` `FDI.*`, `error_msg`, top level) for a 5xx
+/// that did not execute; anything else after sending is ambiguous.
 ///
 /// | outcome | class |
 /// | --- | --- |
-/// | 2xx | `Succeeded` |
+/// | 200 with the documented success body (`Succeeded`) | `Succeeded` |
+/// | any other 2xx answer (`HttpError` with a 2xx status: an `error_code` body, HTML, empty) | `Ambiguous` |
 /// | 401 (after the client's own single IAM refresh and retry) | `CredentialsRejected` |
 /// | 429 | `Retryable` (the gateway throttled; nothing executed) |
 /// | 504 | `Ambiguous` (the gateway gave up waiting for the service, which may have executed) |
-/// | other 5xx with a service error body | `Retryable` |
-/// | other 5xx without one (HTML, empty, garbage) | `Ambiguous` |
+/// | other 5xx with the documented FDI error body (`structured`, code `FDI.*`) | `Retryable` |
+/// | other 5xx with anything else (a proxy's `{code, message}`, HTML, empty, garbage) | `Ambiguous` |
 /// | any other status (3xx, 4xx) | `Rejected` |
 /// | not sent | `Retryable` |
 /// | ambiguous | `Ambiguous` |
@@ -174,13 +179,14 @@ pub fn classify(outcome: &ResetOutcome) -> OutcomeClass {
         ResetOutcome::HttpError {
             http_status,
             structured,
+            error_code,
             ..
         } => match *http_status {
-            200..=299 => OutcomeClass::Succeeded,
+            200..=299 => OutcomeClass::Ambiguous,
             401 => OutcomeClass::CredentialsRejected,
             429 => OutcomeClass::Retryable,
             504 => OutcomeClass::Ambiguous,
-            500..=599 if *structured => OutcomeClass::Retryable,
+            500..=599 if *structured && error_code.starts_with("FDI.") => OutcomeClass::Retryable,
             500..=599 => OutcomeClass::Ambiguous,
             _ => OutcomeClass::Rejected,
         },
@@ -197,7 +203,7 @@ mod tests {
     fn http(status: u16, structured: bool) -> ResetOutcome {
         ResetOutcome::HttpError {
             http_status: status,
-            error_code: "C".into(),
+            error_code: "FDI.3000".into(),
             error_message: "m".into(),
             request_id: None,
             structured,
@@ -228,6 +234,19 @@ mod tests {
             (http(500, false), Ambiguous),
             (http(502, false), Ambiguous),
             (http(504, true), Ambiguous),
+            (http(200, true), Ambiguous),
+            (http(200, false), Ambiguous),
+            (http(204, false), Ambiguous),
+            (
+                ResetOutcome::HttpError {
+                    http_status: 500,
+                    error_code: "APIGW.0201".into(),
+                    error_message: "backend unavailable".into(),
+                    request_id: None,
+                    structured: true,
+                },
+                Ambiguous,
+            ),
             (
                 ResetOutcome::NotSent {
                     reason: "refused".into(),
@@ -256,7 +275,7 @@ mod tests {
 
     #[test]
     fn display_names_status_code_and_message() {
-        assert_eq!(http(400, true).to_string(), "HTTP 400 C: m");
+        assert_eq!(http(400, true).to_string(), "HTTP 400 FDI.3000: m");
         assert_eq!(
             ResetOutcome::NotSent {
                 reason: "connection refused".into()

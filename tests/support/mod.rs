@@ -109,6 +109,8 @@ impl Env {
     fn flags(&self, first: &str, extra: &[&str]) -> Vec<String> {
         let defaults = [
             ("--allowed-endpoints", self.roma.url()),
+            // The simulator is also the IAM of the password Secrets.
+            ("--allowed-iam-endpoints", self.roma.url()),
             ("--default-endpoint", self.roma.url()),
             ("--metrics-addr", "127.0.0.1:0".to_owned()),
             ("--retry-base-delay", "100ms".to_owned()),

@@ -1,0 +1,87 @@
+//! The ROMA client's credential refusals seen through the controller (issue 11.7, 11.13): the
+//! object stays Pending with a clear message and no request leaves the process.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use std::time::Duration;
+
+use support::Env;
+use taskreset_controller::api::{Phase, SecretReference, TaskReset};
+
+const WAIT: Duration = Duration::from_secs(20);
+
+fn ready_message(tr: &TaskReset) -> String {
+    tr.status
+        .as_ref()
+        .and_then(|s| s.conditions.iter().find(|c| c.type_ == "Ready"))
+        .map(|c| c.message.clone())
+        .unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_with_a_line_break_stays_pending_without_a_request() {
+    let env = Env::new().await;
+    env.put_secret(
+        "two-lines",
+        &[("token", "line-one-SECRET\nline-two-SECRET")],
+    )
+    .await;
+    let ctl = env.start_controller(&[]);
+    let task = Env::task();
+    env.create("two-lines", &task, |s| {
+        s.credentials_secret_ref = Some(SecretReference {
+            name: "two-lines".into(),
+        });
+    })
+    .await;
+    let tr = env.wait_phase("two-lines", Phase::Pending, WAIT).await;
+    let message = ready_message(&tr);
+    assert!(message.contains("line break"), "{message}");
+    assert!(!format!("{:?}", tr.status).contains("SECRET"), "{message}");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let tr = env.wait_phase("two-lines", Phase::Pending, WAIT).await;
+    assert_eq!(tr.status.unwrap().attempts.unwrap_or(0), 0, "never claimed");
+    assert!(env.calls(&task).is_empty(), "no request with the token");
+    // Fixed Secret: picked up without a spec change.
+    env.put_secret("two-lines", &[("token", support::TOKEN)])
+        .await;
+    env.wait_phase("two-lines", Phase::Succeeded, WAIT).await;
+    assert_eq!(env.calls(&task).len(), 1);
+    ctl.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_iam_endpoint_outside_the_allow_list_stays_pending_and_gets_nothing() {
+    let env = Env::new().await;
+    env.roma.add_user("acme", "robot", "s3cret-pass-0001");
+    env.put_secret(
+        "elsewhere",
+        &[
+            ("username", "robot"),
+            ("password", "s3cret-pass-0001"),
+            ("domainName", "acme"),
+            ("iamEndpoint", "https://iam.attacker.example"),
+        ],
+    )
+    .await;
+    let ctl = env.start_controller(&["--credentials-retry-delay", "500ms"]);
+    let task = Env::task();
+    env.create("elsewhere", &task, |s| {
+        s.credentials_secret_ref = Some(SecretReference {
+            name: "elsewhere".into(),
+        });
+    })
+    .await;
+    let tr = env.wait_phase("elsewhere", Phase::Pending, WAIT).await;
+    assert_eq!(
+        Env::ready(&tr),
+        ("Unknown".into(), "CredentialsRejected".into())
+    );
+    let status = tr.status.clone().unwrap();
+    assert_eq!(status.error_code.as_deref(), Some("IamEndpointNotAllowed"));
+    assert!(!format!("{status:?}").contains("s3cret-pass-0001"));
+    assert!(env.calls(&task).is_empty());
+    assert_eq!(env.roma.iam_calls(), 0);
+    ctl.stop().await;
+}
