@@ -27,12 +27,16 @@ type env struct {
 	ready     func() error // GET /readyz as admin until it answers 200
 }
 
-func newEnv(dir, etcdBin, apiserverBin string, ids []identity, timeout time.Duration) (*env, error) {
+func newEnv(dir, etcdBin, apiserverBin string, ids []identity, timeout time.Duration) (_ *env, err error) {
 	if dir == "" {
-		var err error
 		if dir, err = os.MkdirTemp("", "taskreset-testenv-"); err != nil {
 			return nil, err
 		}
+		defer func() {
+			if err != nil {
+				_ = os.RemoveAll(dir)
+			}
+		}()
 	}
 	for _, sub := range []string{"pki", "etcd", "logs", "kubeconfigs"} {
 		if err := os.MkdirAll(filepath.Join(dir, sub), 0o700); err != nil {

@@ -65,7 +65,8 @@ func main() {
 	}
 	code := run(env)
 	env.stop()
-	if !*keep && *dir == "" {
+	// A failed start keeps the directory: its logs/ say why.
+	if code == 0 && !*keep && *dir == "" {
 		_ = os.RemoveAll(env.dir)
 	}
 	os.Exit(code)
@@ -79,7 +80,7 @@ func run(env *env) int {
 	signal.Notify(signals, syscall.SIGTERM, syscall.SIGINT)
 
 	if err := env.start(); err != nil {
-		fmt.Fprintln(os.Stderr, "testenv:", err)
+		fmt.Fprintf(os.Stderr, "testenv: %v\n(kept %s)\n", err, env.dir)
 		return 1
 	}
 	report(env.info("ready"))

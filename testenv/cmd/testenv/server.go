@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"strings"
 	"syscall"
 	"time"
 )
@@ -41,7 +42,7 @@ func (s *server) start(timeout time.Duration) error {
 	exited := func() error {
 		select {
 		case <-s.done:
-			return fmt.Errorf("%s exited (%s); see %s", s.name, s.cmd.ProcessState, s.log)
+			return fmt.Errorf("%s exited (%s); the end of %s:\n%s", s.name, s.cmd.ProcessState, s.log, tail(s.log, 20))
 		default:
 			return nil
 		}
@@ -67,6 +68,13 @@ func (s *server) stop() {
 		<-s.done
 	}
 	s.cmd = nil
+}
+
+// tail returns the last n lines of a file.
+func tail(path string, n int) string {
+	data, _ := os.ReadFile(path)
+	lines := strings.Split(strings.TrimRight(string(data), "\n"), "\n")
+	return strings.Join(lines[max(0, len(lines)-n):], "\n")
 }
 
 // permanent marks an error waitFor must not retry.
