@@ -205,6 +205,39 @@ async fn kube_apiserver_rejects_invalid_taskresets() {
     assert_eq!(out.trim(), "taskreset.fdi.roma.io/good");
 }
 
+/// GitOps tools move from client-side to server-side apply: kube-apiserver hands the fields of
+/// the last-applied annotation to the applier (manager `kubectl-last-applied`), so a changed
+/// field does not conflict with `kubectl-client-side-apply`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_side_apply_after_client_side_apply_takes_over_without_conflict() {
+    let Some(env) = RealEnv::new("csa-ssa").await else {
+        return;
+    };
+    let first = env.write("first.yaml", &manifest("moving", "task-1", "a"));
+    env.ok(&["apply", "-f", &first]).await;
+    let second = env.write("second.yaml", &manifest("moving", "task-1", "b"));
+    let out = env.ok(&["apply", "--server-side", "-f", &second]).await;
+    assert_eq!(
+        out.trim(),
+        "taskreset.fdi.roma.io/moving serverside-applied"
+    );
+    let managers = env
+        .ok(&[
+            "get",
+            "tr",
+            "moving",
+            "--show-managed-fields",
+            "-o",
+            "jsonpath={.metadata.managedFields[*].manager}",
+        ])
+        .await;
+    assert_eq!(managers, "kubectl-last-applied kubectl");
+    let run = env
+        .ok(&["get", "tr", "moving", "-o", "jsonpath={.spec.runId}"])
+        .await;
+    assert_eq!(run, "b");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_controller_as_admin_resets_once_and_not_again_after_recreation() {
     let Some(env) = RealEnv::new("e2e-admin").await else {
@@ -221,7 +254,58 @@ async fn the_controller_as_its_service_account_with_the_deploy_rbac() {
     let Some(env) = RealEnv::private("e2e-rbac").await else {
         return;
     };
-    let rbac = env.apply_deploy_rbac().await;
+    as_service_account(&env, "deploy", Watch::AllNamespaces).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_namespaced_variant_as_its_service_account_with_its_rbac() {
+    // deploy/namespaced: TaskResets, Secrets and the ledger in the controller's own namespace.
+    let Some(env) = RealEnv::private_in(CONTROLLER_NAMESPACE).await else {
+        return;
+    };
+    as_service_account(&env, "deploy/namespaced", Watch::ThisNamespace).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_controller_carries_on_across_apiserver_and_etcd_restarts() {
+    let Some(env) = RealEnv::private("restarts").await else {
+        return;
+    };
+    let roma = roma().await;
+    env.secret("roma", &[("token", TOKEN)]).await;
+    let ctl = env.spawn_controller("admin", Watch::ThisNamespace, &roma.url(), &[]);
+    let api: Api<TaskReset> = Api::namespaced(env.client.clone(), &env.ns);
+    let mut tasks = Vec::new();
+    for (name, restart) in [
+        ("before", None),
+        ("after-apiserver", Some("restart-apiserver")),
+        ("after-etcd", Some("restart-etcd")),
+    ] {
+        if let Some(cmd) = restart {
+            env.restart(cmd).await;
+        }
+        let task = format!("{:032x}", fastrand::u128(..));
+        let tr = TaskReset::new(name, spec(&task, "r1"));
+        api.create(&PostParams::default(), &tr).await.unwrap();
+        let done = wait_phase(&api, name, Phase::Succeeded, &ctl).await;
+        assert_eq!(ready_reason(&done), "ResetSucceeded", "{name}");
+        tasks.push(task);
+    }
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    for task in &tasks {
+        let calls = roma
+            .calls()
+            .into_iter()
+            .filter(|c| &c.task_id == task)
+            .count();
+        assert_eq!(calls, 1, "task {task}");
+    }
+}
+
+/// The controller as its ServiceAccount (kubeconfig `controller`) with the RBAC rendered from
+/// `dir`, and the Deployment's leader election: the scenario of the admin test.
+async fn as_service_account(env: &RealEnv, dir: &'static str, watch: Watch) {
+    let rbac = env.apply_rbac_of(dir).await;
     // The launcher's controller identity is the ServiceAccount the rendered bindings name.
     let subjects: Vec<(&str, &str)> = rbac
         .iter()
@@ -254,7 +338,7 @@ async fn the_controller_as_its_service_account_with_the_deploy_rbac() {
     // The Deployment's leader election, on the Lease the Role names.
     let ctl = env.spawn_controller(
         "controller",
-        Watch::AllNamespaces,
+        watch,
         &roma.url(),
         &[
             "--leader-election",
@@ -266,7 +350,7 @@ async fn the_controller_as_its_service_account_with_the_deploy_rbac() {
             &format!("real-server-{}", std::process::id()),
         ],
     );
-    once_then_already_executed(&env, &roma, &ctl).await;
+    once_then_already_executed(env, &roma, &ctl).await;
     let out = env
         .ok(&["get", "lease", "-n", CONTROLLER_NAMESPACE, "-o", "name"])
         .await;
@@ -274,6 +358,18 @@ async fn the_controller_as_its_service_account_with_the_deploy_rbac() {
         out.contains("lease.coordination.k8s.io/taskreset-controller"),
         "{out}"
     );
+}
+
+/// A spec for `task` with the Secret `roma` and an epoch-ms dateFrom.
+fn spec(task: &str, run: &str) -> TaskResetSpec {
+    TaskResetSpec {
+        date_from: Some(DateFrom::EpochMillis(1_630_052_714_000)),
+        credentials_secret_ref: Some(SecretReference {
+            name: "roma".into(),
+        }),
+        run_id: Some(run.into()),
+        ..TaskResetSpec::new(PROJECT, INSTANCE, task)
+    }
 }
 
 /// A ROMA simulator accepting [`TOKEN`].
@@ -291,15 +387,7 @@ async fn once_then_already_executed(env: &RealEnv, roma: &RomaHandle, ctl: &Proc
     env.secret("roma", &[("token", TOKEN)]).await;
     let task = format!("{:032x}", fastrand::u128(..));
     let api: Api<TaskReset> = Api::namespaced(env.client.clone(), &env.ns);
-    let spec = TaskResetSpec {
-        date_from: Some(DateFrom::EpochMillis(1_630_052_714_000)),
-        credentials_secret_ref: Some(SecretReference {
-            name: "roma".into(),
-        }),
-        run_id: Some("r1".into()),
-        ..TaskResetSpec::new(PROJECT, INSTANCE, &task)
-    };
-    let tr = TaskReset::new("replay", spec);
+    let tr = TaskReset::new("replay", spec(&task, "r1"));
     api.create(&PostParams::default(), &tr).await.unwrap();
     let done = wait_phase(&api, "replay", Phase::Succeeded, ctl).await;
     assert_eq!(ready_reason(&done), "ResetSucceeded");

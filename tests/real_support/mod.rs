@@ -10,8 +10,8 @@
 //! `TESTENV_KEEP=1` keeps the launcher's directory (servers' logs, controller logs under
 //! `tests/<namespace>/`) for a look.
 //!
-//! Without `go` on the PATH (or `$GO`) the tests print a loud SKIPPED line and return, unless
-//! `CI` is set: then they fail.
+//! Without `go` (or `$GO`) or `kubectl` (or `$KUBECTL`) on the PATH the tests print a loud
+//! SKIPPED line and return, unless `CI` is set: then they fail.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::BTreeMap;
@@ -46,14 +46,26 @@ pub struct Cluster {
 /// One launcher: its cluster, and the pipes that keep it alive.
 pub struct Launcher {
     pub cluster: Cluster,
-    // Closing stdin (dropping this) stops the launcher.
-    io: Mutex<(Child, ChildStdin, BufReader<ChildStdout>)>,
+    io: Mutex<Io>,
+}
+
+struct Io {
+    child: Child,
+    // Closing stdin stops the launcher.
+    stdin: Option<ChildStdin>,
+    stdout: BufReader<ChildStdout>,
 }
 
 static SHARED: OnceLock<Option<Launcher>> = OnceLock::new();
+/// One private cluster at a time: each is an etcd and a kube-apiserver.
+static PRIVATE: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(1);
 static BUILT: OnceLock<bool> = OnceLock::new();
 fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn kubectl() -> PathBuf {
+    std::env::var_os("KUBECTL").map_or_else(|| PathBuf::from("kubectl"), PathBuf::from)
 }
 
 fn go() -> PathBuf {
@@ -72,20 +84,28 @@ fn build() -> bool {
 }
 
 fn build_now() -> bool {
-    let has_go = Command::new(go())
-        .arg("version")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if !has_go {
+    let runs = |program: PathBuf, args: &[&str]| {
+        Command::new(program)
+            .args(args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    for (tool, present) in [
+        ("go", runs(go(), &["version"])),
+        ("kubectl", runs(kubectl(), &["version", "--client"])),
+    ] {
+        if present {
+            continue;
+        }
         let ci = std::env::var_os("CI").is_some_and(|v| !v.is_empty());
         assert!(
             !ci,
-            "CI is set but `go` is not on the PATH: the real kube-apiserver tests need Go (see testenv/README.md)"
+            "CI is set but `{tool}` is not on the PATH: the real kube-apiserver tests need Go and kubectl (see testenv/README.md)"
         );
         eprintln!(
-            "\n\n!!!!! SKIPPED: `go` is not on the PATH (or $GO): the tests on a real kube-apiserver did NOT run !!!!!\n\n"
+            "\n\n!!!!! SKIPPED: `{tool}` is not on the PATH: the tests on a real kube-apiserver did NOT run !!!!!\n\n"
         );
         return false;
     }
@@ -140,19 +160,40 @@ impl Launcher {
         });
         Self {
             cluster,
-            io: Mutex::new((child, stdin, stdout)),
+            io: Mutex::new(Io {
+                child,
+                stdin: Some(stdin),
+                stdout,
+            }),
         }
     }
 
     /// Send a command (`restart-apiserver`, `restart-etcd`) and wait for the answer.
     fn command(&self, cmd: &str) -> serde_json::Value {
         let mut io = self.io.lock().unwrap_or_else(|e| e.into_inner());
-        writeln!(io.1, "{cmd}").expect("write to the launcher");
+        let stdin = io.stdin.as_mut().expect("stdin");
+        writeln!(stdin, "{cmd}").expect("write to the launcher");
         let mut line = String::new();
-        io.2.read_line(&mut line).expect("read the launcher");
+        io.stdout.read_line(&mut line).expect("read the launcher");
         let answer: serde_json::Value = serde_json::from_str(&line).expect("a JSON line");
         assert_eq!(answer["event"], cmd, "{answer}");
         answer
+    }
+}
+
+/// A private cluster stops when its test ends: close stdin, wait for the launcher to stop the
+/// servers and clean up. (The shared one is never dropped: the kernel closes its stdin at exit.)
+impl Drop for Launcher {
+    fn drop(&mut self) {
+        let io = self.io.get_mut().unwrap_or_else(|e| e.into_inner());
+        drop(io.stdin.take());
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while let Ok(None) = io.child.try_wait() {
+            if Instant::now() > deadline {
+                let _ = io.child.kill();
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
     }
 }
 
@@ -180,7 +221,7 @@ pub struct RealEnv {
     pub ns: String,
     pub dir: PathBuf,
     /// The cluster of this test alone, if it asked for one; stopped on drop.
-    private: Option<Launcher>,
+    private: Option<(Launcher, tokio::sync::SemaphorePermit<'static>)>,
 }
 
 impl RealEnv {
@@ -191,12 +232,19 @@ impl RealEnv {
         tokio::task::spawn_blocking(crd_warnings)
             .await
             .expect("join");
-        Some(Self::in_namespace(cluster.clone(), None, test).await)
+        Some(Self::in_namespace(cluster.clone(), None, &unique(test)).await)
     }
 
     /// Like [`RealEnv::new`], on a cluster of this test alone (a few seconds to start): for
     /// tests that restart the servers or run a controller over all namespaces.
     pub async fn private(test: &str) -> Option<Self> {
+        Self::private_in(&unique(test)).await
+    }
+
+    /// A private cluster (see [`RealEnv::private`]) with the namespace `ns`, for manifests
+    /// that name their namespace.
+    pub async fn private_in(ns: &str) -> Option<Self> {
+        let permit = PRIVATE.acquire().await.expect("semaphore");
         let launcher = tokio::task::spawn_blocking(|| build().then(Launcher::start))
             .await
             .expect("join")?;
@@ -205,12 +253,16 @@ impl RealEnv {
         tokio::task::spawn_blocking(move || install_crd(&c))
             .await
             .expect("join");
-        Some(Self::in_namespace(cluster, Some(launcher), test).await)
+        Some(Self::in_namespace(cluster, Some((launcher, permit)), ns).await)
     }
 
-    async fn in_namespace(cluster: Cluster, private: Option<Launcher>, test: &str) -> Self {
+    async fn in_namespace(
+        cluster: Cluster,
+        private: Option<(Launcher, tokio::sync::SemaphorePermit<'static>)>,
+        ns: &str,
+    ) -> Self {
         let client = client_from(&cluster.kubeconfigs["admin"]).await;
-        let ns = format!("{test}-{:06x}", fastrand::u32(..0xff_ffff));
+        let ns = ns.to_owned();
         let namespaces: Api<Namespace> = Api::all(client.clone());
         let namespace = Namespace {
             metadata: ObjectMeta {
@@ -237,18 +289,18 @@ impl RealEnv {
     /// Restart a server of this test's private cluster (`restart-apiserver`, `restart-etcd`);
     /// returns once it is ready again.
     pub async fn restart(&self, cmd: &'static str) {
-        let launcher = self
+        let (launcher, _) = self
             .private
             .as_ref()
             .expect("restart needs RealEnv::private");
         tokio::task::block_in_place(|| launcher.command(cmd));
     }
 
-    /// The RBAC of `kubectl kustomize deploy` (Namespace, ServiceAccount, Roles, bindings),
-    /// applied as admin; returns the objects.
-    pub async fn apply_deploy_rbac(&self) -> Vec<serde_json::Value> {
+    /// The RBAC of `kubectl kustomize <dir>` (dir: `deploy` or `deploy/namespaced`): its
+    /// Namespace, ServiceAccount, Roles and bindings, applied as admin; returns the objects.
+    pub async fn apply_rbac_of(&self, dir: &'static str) -> Vec<serde_json::Value> {
         let cluster = self.cluster.clone();
-        tokio::task::spawn_blocking(move || apply_deploy_rbac(&cluster))
+        tokio::task::spawn_blocking(move || apply_rbac_of(&cluster, dir))
             .await
             .expect("join")
     }
@@ -376,6 +428,11 @@ impl RealEnv {
     }
 }
 
+/// `<test>-<random>`, a namespace name.
+fn unique(test: &str) -> String {
+    format!("{test}-{:06x}", fastrand::u32(..0xff_ffff))
+}
+
 /// What the controller watches.
 #[derive(Debug, Clone, Copy)]
 pub enum Watch {
@@ -387,7 +444,7 @@ pub enum Watch {
 
 /// A kubectl with its own cache and HOME, so tests share nothing through ~/.kube.
 fn kubectl_command(kubeconfig: &Path, scratch: &Path) -> Command {
-    let mut cmd = Command::new(std::env::var_os("KUBECTL").unwrap_or_else(|| "kubectl".into()));
+    let mut cmd = Command::new(kubectl());
     cmd.arg("--kubeconfig")
         .arg(kubeconfig)
         .arg("--cache-dir")
@@ -469,11 +526,8 @@ fn install_crd(cluster: &Cluster) -> String {
     warnings
 }
 
-fn apply_deploy_rbac(cluster: &Cluster) -> Vec<serde_json::Value> {
-    let (rendered, _) = admin_kubectl(
-        cluster,
-        &["kustomize", &repo().join("deploy").to_string_lossy()],
-    );
+fn apply_rbac_of(cluster: &Cluster, dir: &str) -> Vec<serde_json::Value> {
+    let (rendered, _) = admin_kubectl(cluster, &["kustomize", &repo().join(dir).to_string_lossy()]);
     let objects: Vec<serde_json::Value> = serde_saphyr::from_multiple(&rendered)
         .expect("rendered manifests")
         .into_iter()
@@ -492,7 +546,9 @@ fn apply_deploy_rbac(cluster: &Cluster) -> Vec<serde_json::Value> {
         })
         .collect();
     let list = serde_json::json!({"apiVersion": "v1", "kind": "List", "items": objects});
-    let path = cluster.dir.join("deploy-rbac.json");
+    let path = cluster
+        .dir
+        .join(format!("rbac-{}.json", dir.replace('/', "-")));
     std::fs::write(&path, list.to_string()).expect("write RBAC");
     admin_kubectl(
         cluster,
