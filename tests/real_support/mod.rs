@@ -60,6 +60,13 @@ static SHARED: OnceLock<Option<Launcher>> = OnceLock::new();
 /// One private cluster at a time: each is an etcd and a kube-apiserver.
 static PRIVATE: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(1);
 static BUILT: OnceLock<bool> = OnceLock::new();
+/// Print to the real stderr, past libtest's capture: a skip or a long build must be seen.
+macro_rules! loud {
+    ($($arg:tt)*) => {{
+        let _ = writeln!(std::io::stderr(), $($arg)*);
+    }};
+}
+
 fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
@@ -104,7 +111,7 @@ fn build_now() -> bool {
             !ci,
             "CI is set but `{tool}` is not on the PATH: the real kube-apiserver tests need Go and kubectl (see testenv/README.md)"
         );
-        eprintln!(
+        loud!(
             "\n\n!!!!! SKIPPED: `{tool}` is not on the PATH: the tests on a real kube-apiserver did NOT run !!!!!\n\n"
         );
         return false;
@@ -116,7 +123,7 @@ fn build_now() -> bool {
     let started = Instant::now();
     let first = !dir.join("kube-apiserver").exists();
     if first {
-        eprintln!(
+        loud!(
             "testenv: building kube-apiserver and etcd with Go (first time: several minutes) ..."
         );
     }
@@ -132,7 +139,7 @@ fn build_now() -> bool {
         "testenv/build.sh (go build) failed: {status}"
     );
     if first {
-        eprintln!("testenv: built in {:.0?}", started.elapsed());
+        loud!("testenv: built in {:.0?}", started.elapsed());
     }
     drop(lock);
     true
