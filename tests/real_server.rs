@@ -11,7 +11,7 @@ mod real_support;
 use std::time::{Duration, Instant};
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
-use kube::api::{Api, DeleteParams, PostParams};
+use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use real_support::{CONTROLLER_ACCOUNT, CONTROLLER_NAMESPACE, Proc, RealEnv, Watch};
 use taskreset_controller::api::{DateFrom, Phase, SecretReference, TaskReset, TaskResetSpec};
 use taskreset_simulators::roma::{RomaConfig, RomaHandle, RomaSimulator};
@@ -236,6 +236,70 @@ async fn server_side_apply_after_client_side_apply_takes_over_without_conflict()
         .ok(&["get", "tr", "moving", "-o", "jsonpath={.spec.runId}"])
         .await;
     assert_eq!(run, "b");
+}
+
+/// What the claim protocol relies on: a status write preconditioned on a stale resourceVersion
+/// is refused with 409; status writes and label edits leave the generation alone, a spec change
+/// bumps it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stale_status_writes_conflict_and_only_spec_changes_bump_the_generation() {
+    let Some(env) = RealEnv::new("conflicts").await else {
+        return;
+    };
+    let api: Api<TaskReset> = Api::namespaced(env.client.clone(), &env.ns);
+    let tr = TaskReset::new("claim", spec("t1", "r1"));
+    let created = api.create(&PostParams::default(), &tr).await.unwrap();
+    assert_eq!(created.metadata.generation, Some(1));
+    let mut claim = created.clone();
+    claim.status = Some(
+        serde_json::from_value(serde_json::json!({"phase": "Resetting", "observedGeneration": 1}))
+            .unwrap(),
+    );
+    let claimed = api
+        .replace_status("claim", &PostParams::default(), &claim)
+        .await
+        .unwrap();
+    assert_eq!(claimed.metadata.generation, Some(1), "status is not spec");
+    assert_ne!(
+        claimed.metadata.resource_version,
+        created.metadata.resource_version
+    );
+    // A second writer with the same (now stale) resourceVersion loses.
+    let err = api
+        .replace_status("claim", &PostParams::default(), &claim)
+        .await
+        .unwrap_err();
+    let kube::Error::Api(status) = err else {
+        panic!("{err:?}")
+    };
+    assert_eq!((status.code, status.reason.as_str()), (409, "Conflict"));
+    assert!(
+        status.message.contains(
+            "the object has been modified; please apply your changes to the latest version and try again"
+        ),
+        "{}",
+        status.message
+    );
+    let labelled = api
+        .patch(
+            "claim",
+            &PatchParams::default(),
+            &Patch::Merge(serde_json::json!({"metadata": {"labels": {"team": "data"}}})),
+        )
+        .await
+        .unwrap();
+    assert_eq!(labelled.metadata.generation, Some(1), "labels are not spec");
+    let changed = api
+        .patch(
+            "claim",
+            &PatchParams::default(),
+            &Patch::Merge(serde_json::json!({"spec": {"runId": "r2"}})),
+        )
+        .await
+        .unwrap();
+    assert_eq!(changed.metadata.generation, Some(2));
+    // The status survives a spec change; it now describes an older generation.
+    assert_eq!(changed.status.and_then(|s| s.observed_generation), Some(1));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
