@@ -1,9 +1,11 @@
 //! Harness of the tests on a real kube-apiserver and etcd (testenv/, built with Go).
 //!
-//! On first use in a test process it builds testenv/ (`go build`, under a file lock so
-//! concurrent test binaries do not race; Go's caches make later builds take seconds), starts
-//! one launcher for the whole test binary and hands each test a fresh namespace, an admin
-//! client and the kubeconfig of each identity. The launcher stops both servers and removes its
+//! On first use in a test process it builds testenv/ (`testenv/build.sh` into
+//! `target/tmp/testenv/bin`, under a file lock so concurrent test binaries do not race; Go's
+//! caches make later builds take seconds), starts one launcher shared by the tests of the
+//! binary and hands each test a fresh namespace, an admin client and the kubeconfig of each
+//! identity. Tests that restart servers or watch every namespace get a private cluster instead
+//! (`RealEnv::private`), one at a time. The launcher stops both servers and removes its
 //! directory when its stdin closes, which the kernel does when this process exits, however it
 //! exits.
 //!
@@ -60,6 +62,7 @@ static SHARED: OnceLock<Option<Launcher>> = OnceLock::new();
 /// One private cluster at a time: each is an etcd and a kube-apiserver.
 static PRIVATE: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(1);
 static BUILT: OnceLock<bool> = OnceLock::new();
+
 /// Print to the real stderr, past libtest's capture: a skip or a long build must be seen.
 macro_rules! loud {
     ($($arg:tt)*) => {{
