@@ -147,6 +147,44 @@ impl Processes<'_> {
         tokio::task::block_in_place(|| controller.child.wait()).expect("reap");
     }
 
+    /// SIGTERM one process mid-run and wait for it to exit: the calls that started more than
+    /// a moment after the signal (nothing new may be called once it arrived).
+    async fn terminate(&mut self, mut controller: Controller) -> usize {
+        controller.assert_alive(self.env, "a controller about to be stopped");
+        let signalled = SystemTime::now();
+        let _ = std::process::Command::new("kill")
+            .args(["-TERM", &controller.child.id().to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while controller.child.try_wait().expect("try_wait").is_none() {
+            assert!(
+                Instant::now() < deadline,
+                "{} still running 20 s after SIGTERM",
+                controller.log
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        // A claim written just before the signal may still send its call a moment later.
+        let late = signalled + Duration::from_millis(250);
+        let calls: Vec<_> = self
+            .env
+            .roma
+            .calls()
+            .into_iter()
+            .filter(|c| c.at > late)
+            .collect();
+        for call in &calls {
+            report!(
+                "  late call after SIGTERM of {}: {:?} {:?} after the signal, task {}",
+                controller.log,
+                call.auth,
+                call.at.duration_since(signalled).unwrap_or_default(),
+                call.task_id
+            );
+        }
+        calls.len()
+    }
+
     /// SIGTERM every process and wait (bounded) for it to exit; the ones that did not.
     async fn stop(&mut self, controllers: &mut [(String, Controller)]) -> Vec<String> {
         for (_, controller) in controllers.iter() {
@@ -382,6 +420,58 @@ struct Track {
     interrupted: Option<(i64, Instant)>,
 }
 
+/// Issue 11.1: clear the status of up to 30 objects whose last generation made a call that
+/// succeeded or may have executed (as `kubectl patch --subresource=status -p '{"status":null}'`
+/// does), and wait until each reads AlreadyExecuted again. Any call this causes is a call
+/// after a terminal status for the verifier. Returns the indexes of the cleared objects.
+async fn clear_finished_statuses(
+    env: &Env,
+    plan: &[ObjectPlan],
+    tracks: &[Track],
+) -> std::collections::BTreeSet<usize> {
+    let cleared: std::collections::BTreeSet<usize> = tracks
+        .iter()
+        .enumerate()
+        .filter(|(_, t)| {
+            // Interrupted is left out: a claim killed before its reservation made no call, so
+            // after its status is cleared the run may rightly be made (once).
+            t.outcomes.last().and_then(Option::as_ref).is_some_and(|o| {
+                let ready = o.status.conditions.iter().find(|c| c.type_ == "Ready");
+                let reason = ready.map_or("", |c| c.reason.as_str());
+                matches!(reason, "ResetSucceeded" | "OutcomeUnknown")
+            })
+        })
+        .map(|(i, _)| i)
+        .take(30)
+        .collect();
+    let api = env.api();
+    let params = PatchParams::default();
+    let clear = Patch::Merge(serde_json::json!({ "status": null }));
+    for &i in &cleared {
+        persist("clear the status", || {
+            api.patch_status(&plan[i].name, &params, &clear)
+        })
+        .await;
+    }
+    let deadline = Instant::now() + Duration::from_secs(30);
+    for &i in &cleared {
+        loop {
+            let tr = persist("get", || api.get(&plan[i].name)).await;
+            if ready_reason(&tr) == "AlreadyExecuted" {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{} never read AlreadyExecuted after its status was cleared: {:?}",
+                plan[i].name,
+                tr.status
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    cleared
+}
+
 fn ready_reason(tr: &TaskReset) -> String {
     tr.status
         .as_ref()
@@ -525,6 +615,7 @@ async fn the_guarantee_holds_under_faults_kills_and_failover() {
     let mut patches = 0;
     let mut next_kill = Instant::now() + jitter(&mut rng, 1.0, 3.0);
     let mut restarts = 0;
+    let (mut sigterms, mut calls_after_sigterm) = (0, 0);
     loop {
         assert!(
             started.elapsed() < DEADLINE,
@@ -537,7 +628,13 @@ async fn the_guarantee_holds_under_faults_kills_and_failover() {
         current.assert_alive(&env, "the controller");
         patches += drive(&env, &plan, &mut tracks, GENERATIONS - 1).await;
         if Instant::now() >= next_kill {
-            procs.kill(current);
+            if restarts % 3 == 2 {
+                // A graceful stop amid the backlog: nothing new is called after the signal.
+                calls_after_sigterm += procs.terminate(current).await;
+                sigterms += 1;
+            } else {
+                procs.kill(current);
+            }
             restarts += 1;
             current = procs.spawn(&[]);
             next_kill = Instant::now() + jitter(&mut rng, 1.0, 3.0);
@@ -629,6 +726,7 @@ async fn the_guarantee_holds_under_faults_kills_and_failover() {
     // Quiet time: nothing may call any more. Then a graceful stop, and the faults off so the
     // evidence can be read.
     tokio::time::sleep(Duration::from_secs(2)).await;
+    let cleared = clear_finished_statuses(&env, &plan, &tracks).await;
     let before_stop = env.roma.calls().len();
     let stuck = procs.stop(&mut replicas).await;
     env.kube.faults().clear();
@@ -651,18 +749,28 @@ async fn the_guarantee_holds_under_faults_kills_and_failover() {
         knobs: KNOBS,
     });
 
-    // The last generation's status stays what it was when it became terminal.
+    // The last generation's status stays what it was when it became terminal; a status
+    // cleared by hand comes back as AlreadyExecuted with the same phase (and no call).
     for tr in &finals.items {
         let index = plan.iter().position(|o| o.name == tr.name_any()).unwrap();
         let last = outcomes[index].last().unwrap().as_ref().unwrap();
         let now = tr.status.clone().unwrap_or_default();
-        if (now.phase, now.observed_generation, &now.request_id)
-            != (
-                last.status.phase,
-                last.status.observed_generation,
-                &last.status.request_id,
-            )
-        {
+        let unchanged = if cleared.contains(&index) {
+            // Unknown when the ledger lost the completion (a kill right after the status
+            // write): "may have executed" is all it can say then.
+            let phase_kept = now.phase == last.status.phase || now.phase == Some(Phase::Unknown);
+            phase_kept
+                && now.observed_generation == last.status.observed_generation
+                && ready_reason(tr) == "AlreadyExecuted"
+        } else {
+            (now.phase, now.observed_generation, &now.request_id)
+                == (
+                    last.status.phase,
+                    last.status.observed_generation,
+                    &last.status.request_id,
+                )
+        };
+        if !unchanged {
             found.wrong_statuses += 1;
             found.problems.push(format!(
                 "{}: terminal status changed afterwards: {:?} -> {now:?}",
@@ -727,7 +835,7 @@ async fn the_guarantee_holds_under_faults_kills_and_failover() {
          faults: roma {roma_faults:?} token_expiries={} | kube injected_500={} injected_409={} watch_drops_every=3s taskreset_watches={} history_expiries={} (410 on re-watch {expired_rewatches}) taskreset_lists={} (controller starts {}) | \
          kills={} (restarts {restarts}, leader kills {leader_kills}, takeovers {}) outcomes={:?} \
          duplicates={} ledger_duplicates={} calls_after_terminal={} wrong_statuses={} unattributable={} ledger_mismatches={} ledger_open={} secret_leaks={} \
-         calls_during_stop={calls_during_stop} unclean_stops={} log_lines={log_lines} spec_edits={patches} time: phase A {:.1}s, phase B {:.1}s, total {:.1}s",
+         calls_during_stop={calls_during_stop} sigterms={sigterms} calls_after_sigterm={calls_after_sigterm} statuses_cleared={} unclean_stops={} log_lines={log_lines} spec_edits={patches} time: phase A {:.1}s, phase B {:.1}s, total {:.1}s",
         OBJECTS as i64 * GENERATIONS,
         calls.len(),
         found.calls,
@@ -755,6 +863,7 @@ async fn the_guarantee_holds_under_faults_kills_and_failover() {
         found.ledger_mismatches,
         found.ledger_open,
         leaks.len(),
+        cleared.len(),
         stuck.len(),
         phase_a.as_secs_f64(),
         phase_b.as_secs_f64(),
@@ -777,6 +886,9 @@ async fn the_guarantee_holds_under_faults_kills_and_failover() {
         "calls after every generation was terminal"
     );
     assert!(stuck.is_empty(), "graceful stop: {stuck:?}");
+    assert!(sigterms > 0, "no graceful stop amid the backlog");
+    assert_eq!(calls_after_sigterm, 0, "calls started after a SIGTERM");
+    assert!(!cleared.is_empty(), "no finished status was cleared");
     assert!(procs.kills.len() > MIN_KILLS + LEADER_KILLS - 1);
     assert_eq!(
         takeovers.len(),

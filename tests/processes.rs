@@ -222,3 +222,39 @@ async fn sigterm_during_a_backlog_starts_no_new_call() {
         env.roma.calls().len()
     );
 }
+
+/// SIGTERM while the API server fails the first list: nothing can be in flight, so the
+/// process exits at once (kube-runtime alone would wait for a cache that never fills).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_before_the_first_list_exits_at_once() {
+    let env = Env::new().await;
+    env.kube
+        .faults()
+        .fail_share("list", "taskresets.fdi.roma.io", 1.0, 500);
+    let child = env.spawn_binary(&[], "unsynced.log");
+    let deadline = Instant::now() + WAIT;
+    while !env.log("unsynced.log").contains("initial object list") {
+        assert!(Instant::now() < deadline, "{}", env.log("unsynced.log"));
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let signalled = Instant::now();
+    terminate(&child);
+    let mut child = child;
+    let status = tokio::task::spawn_blocking(move || {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Some(status) = child.try_wait().expect("try_wait") {
+                return Some(status);
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    })
+    .await
+    .unwrap();
+    let status = status.expect("the process was still running 10 s after SIGTERM");
+    assert!(status.success(), "{status}");
+    assert!(signalled.elapsed() < Duration::from_secs(5));
+}

@@ -131,7 +131,7 @@ async fn kube_apiserver_rejects_invalid_taskresets() {
     let err = env.fails(&["apply", "-f", &negative]).await;
     assert!(
         err.contains(
-            "The TaskReset \"negative\" is invalid: spec.dateFrom: Invalid value: -1: dateFrom must be epoch milliseconds >= 0 or an RFC 3339 timestamp such as 2021-08-27T08:25:14Z"
+            "The TaskReset \"negative\" is invalid: spec.dateFrom: Invalid value: -1: dateFrom must be epoch milliseconds from 0 to 253402300799999 or an RFC 3339 timestamp such as 2021-08-27T08:25:14Z from 1970-01-01T00:00:00Z to 9999-12-31T23:59:59.999Z"
         ),
         "{err}"
     );

@@ -109,9 +109,9 @@ pub struct Entry {
     /// Message or error recorded with the outcome (already trimmed; never a secret).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub detail: Option<String>,
-    /// While open: the object's resourceVersion the claim is preconditioned on. Any write to
-    /// the object, the claim included, changes it; an open entry whose object still has it
-    /// was left by a claim that never landed.
+    /// While open: the object's resourceVersion right after the claim of this attempt (the
+    /// reservation is written once the claim landed). Any later write to the object changes
+    /// it, so only the very reconcile that claimed can pass its own open entry.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub base: Option<String>,
     /// An earlier attempt of the same generation that may have executed (`retryPolicy:
@@ -128,8 +128,8 @@ impl Entry {
         self.outcome != Some(Phase::Failed) || self.ambiguous_attempt.is_some()
     }
 
-    /// Whether the entry is an open reservation for exactly `runner`'s attempt, made on the
-    /// resourceVersion the object still has: its claim never landed, so no call was made.
+    /// Whether the entry is an open reservation for exactly `runner`'s attempt and claim (a
+    /// reservation written again after a write that failed on the way back).
     fn unclaimed_reservation_of(&self, runner: &Runner) -> bool {
         self.outcome.is_none()
             && self.same_run(runner)
@@ -191,7 +191,7 @@ pub struct Runner {
     pub generation: i64,
     /// The attempt number.
     pub attempt: u32,
-    /// The object's resourceVersion the decision was made on (the claim's precondition).
+    /// The object's resourceVersion as the attempt's claim left it.
     pub base: String,
     /// Whether the spec retries after an ambiguous outcome (`retryPolicy: Always`).
     pub retries_ambiguous: bool,
@@ -241,7 +241,7 @@ impl Verdict {
 
 /// The pure rule of DESIGN 3.8 and of the guarantee: a run that may have executed is never
 /// run again. The exceptions are a run that provably did not execute (rejected or never sent),
-/// this attempt's own reservation whose claim never landed, the retry of an attempt whose
+/// this attempt's own reservation (written again after a lost answer), the retry of an attempt whose
 /// retried result the status records (its entry left open), and a `retryPolicy: Always` retry
 /// after an ambiguous attempt of the same generation (which the new reservation remembers).
 pub fn verdict(existing: Option<&Entry>, runner: &Runner) -> Verdict {

@@ -187,6 +187,7 @@ async fn run_controller(
     };
     // The controller's own watch and cache, with each object trimmed before it is cached.
     let (store, writer) = reflector::store();
+    let cache = store.clone();
     let objects = watcher(api, watcher::Config::default().any_semantic())
         .modify(cache::trim)
         .reflect(writer)
@@ -212,8 +213,9 @@ async fn run_controller(
             }
         }
     });
-    controller
-        .graceful_shutdown_on(async move { stop.cancelled().await })
+    let stopped = stop.clone();
+    let running = controller
+        .graceful_shutdown_on(async move { stopped.cancelled().await })
         .run(reconcile::reconcile, reconcile::error_policy, ctx)
         .for_each(|result| async move {
             if let Err(error) = result {
@@ -222,7 +224,20 @@ async fn run_controller(
                     other => warn!(error = %other, "controller stream error"),
                 }
             }
-        })
-        .await;
+        });
+    // kube-runtime starts reconciles only once the first list has filled the cache, and its
+    // graceful shutdown waits for that: stopped before it (the API server failing the list),
+    // nothing can be in flight, so stop at once instead of waiting forever.
+    let never_synced = async {
+        stop.cancelled().await;
+        let synced = tokio::time::timeout(Duration::ZERO, cache.wait_until_ready()).await;
+        if matches!(synced, Ok(Ok(()))) {
+            std::future::pending::<()>().await;
+        }
+    };
+    tokio::select! {
+        () = running => {}
+        () = never_synced => info!("stopped before the first list of TaskResets completed"),
+    }
     ready.abort();
 }

@@ -162,56 +162,16 @@ async fn attempt_reset(
         return Ok(stopped());
     }
 
-    // The ledger entry comes first: a call is never made without one, and a run that may
-    // already have executed is not made again.
-    let key = RunKey::of(tr, &attempt.spec);
-    let runner = Runner {
-        uid: tr.metadata.uid.clone().unwrap_or_default(),
-        generation: attempt.generation,
-        attempt: attempt.number,
-        base: tr.metadata.resource_version.clone().unwrap_or_default(),
-        retries_ambiguous: attempt.spec.retry_policy == RetryPolicy::Always,
-        retry_of: attempt.retry_of,
-    };
-    let reservation = ctx.ledger.reserve(&key, &runner, Timestamp::now()).await?;
-    attempt.ambiguous_before = match reservation.verdict {
-        Verdict::AlreadyExecuted(entry) => {
-            let update = decision::already_executed(tr, &entry, Timestamp::now());
-            return apply(tr, update, ctx).await;
-        }
-        Verdict::Proceed { ambiguous_attempt } => attempt.ambiguous_before.or(ambiguous_attempt),
-    };
-    let release = || async {
-        let replaced = reservation.replaced.clone();
-        if let Err(error) = ctx
-            .ledger
-            .release(&key, &runner, replaced, Timestamp::now())
-            .await
-        {
-            warn!(%error, "could not release the ledger reservation; the run reads as ambiguous");
-        }
-    };
-    if ctx.stop.is_cancelled() {
-        release().await;
-        return Ok(stopped());
-    }
-
     // The claim: written with the resourceVersion the decision was made on, so a concurrent
     // writer (another replica, an overlapping leader) makes this fail and no call happens.
     let claimed = decision::claim(tr, &attempt, Timestamp::now());
     let claimed_obj = match write_status(ctx, tr, &claimed).await {
         Ok(obj) => obj,
-        // The claim provably did not land: the reservation must block nothing.
         Err(e) if is_status(&e, 409) => {
             debug!("claim lost to a concurrent writer; looking again");
-            release().await;
             return Ok(Action::requeue(CONFLICT_REQUEUE));
         }
-        Err(e) if is_status(&e, 404) => {
-            release().await;
-            return Ok(Action::await_change());
-        }
-        // It may have landed: the reservation stays; its base tells the next try.
+        Err(e) if is_status(&e, 404) => return Ok(Action::await_change()),
         Err(source) => {
             return Err(Error::Kube {
                 context: "writing the claim",
@@ -219,6 +179,61 @@ async fn attempt_reset(
             });
         }
     };
+    // The status as it was, written on top of the claim (its resourceVersion).
+    let unclaimed = TaskReset {
+        metadata: claimed_obj.metadata.clone(),
+        ..tr.clone()
+    };
+    // The signal came while the claim was being written: take it back rather than call.
+    if ctx.stop.is_cancelled() && withdraw_claim(ctx, &unclaimed).await {
+        return Ok(stopped());
+    }
+
+    // Then the ledger entry, on the claim's resourceVersion: a call is never made without
+    // one, and a run that may already have executed is not made again.
+    let key = RunKey::of(tr, &attempt.spec);
+    let runner = Runner {
+        uid: tr.metadata.uid.clone().unwrap_or_default(),
+        generation: attempt.generation,
+        attempt: attempt.number,
+        base: claimed_obj
+            .metadata
+            .resource_version
+            .clone()
+            .unwrap_or_default(),
+        retries_ambiguous: attempt.spec.retry_policy == RetryPolicy::Always,
+        retry_of: attempt.retry_of,
+    };
+    let reservation = match ctx.ledger.reserve(&key, &runner, Timestamp::now()).await {
+        Ok(reservation) => reservation,
+        Err(error) => {
+            withdraw_claim(ctx, &unclaimed).await;
+            return Err(error.into());
+        }
+    };
+    attempt.ambiguous_before = match reservation.verdict {
+        Verdict::AlreadyExecuted(entry) => {
+            // Replaces the claim, with the same patience as a call's result.
+            let update = decision::already_executed(tr, &entry, Timestamp::now());
+            record_result(ctx, claimed_obj, &attempt, &update).await;
+            if let Some(note) = &update.note {
+                publish(ctx, &tr.object_ref(&()), note).await;
+            }
+            return Ok(requeue(update.requeue));
+        }
+        Verdict::Proceed { ambiguous_attempt } => attempt.ambiguous_before.or(ambiguous_attempt),
+    };
+    if ctx.stop.is_cancelled() && withdraw_claim(ctx, &unclaimed).await {
+        let replaced = reservation.replaced;
+        if let Err(error) = ctx
+            .ledger
+            .release(&key, &runner, replaced, Timestamp::now())
+            .await
+        {
+            warn!(%error, "could not release the ledger reservation; the run reads as ambiguous");
+        }
+        return Ok(stopped());
+    }
     let claim = Claimed {
         attempt,
         key,
@@ -267,7 +282,7 @@ async fn call_and_record(
         date_from_ms: attempt.spec.date_from_ms,
     };
     let timer = ctx.metrics.call_started();
-    let outcome = ctx.roma.reset(&request, credentials).await;
+    let outcome = ctx.roma.reset_until(&request, credentials, &ctx.stop).await;
     // The call is over: its slot and its target are free while the result is recorded.
     drop(permit);
     let class = classify(&outcome);
@@ -300,6 +315,20 @@ async fn call_and_record(
         publish(ctx, &tr.object_ref(&()), note).await;
     }
     requeue(update.requeue)
+}
+
+/// Put back the status the object had before its claim: `unclaimed` carries that status and
+/// the claim's resourceVersion (the precondition). Whether it worked; if not, the claim
+/// stands (and expires into `Interrupted` unless the call goes ahead).
+async fn withdraw_claim(ctx: &Context, unclaimed: &TaskReset) -> bool {
+    let status = unclaimed.status.clone().unwrap_or_default();
+    match write_status(ctx, unclaimed, &status).await {
+        Ok(_) => true,
+        Err(error) => {
+            debug!(%error, "could not withdraw the claim");
+            false
+        }
+    }
 }
 
 /// Write the result of an attempt. A conflicting write (a label edit, an expired-claim

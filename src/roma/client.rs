@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use reqwest::header::{CONTENT_TYPE, HOST, HeaderName, HeaderValue};
+use tokio_util::sync::CancellationToken;
 use url::Url;
 
 use super::credentials::Credentials;
@@ -195,8 +196,22 @@ impl RomaClient {
     /// Call `POST .../multi-tasks/{task_id}/reset` once (with IAM password credentials: once
     /// more with a fresh token if the first answer is a 401) and say what came of it.
     pub async fn reset(&self, request: &ResetRequest, credentials: &Credentials) -> ResetOutcome {
+        self.reset_until(request, credentials, &CancellationToken::new())
+            .await
+    }
+
+    /// As [`RomaClient::reset`], but once `stop` is cancelled no second POST is sent: a 401
+    /// answer is returned as it is instead of being retried with a fresh IAM token.
+    pub async fn reset_until(
+        &self,
+        request: &ResetRequest,
+        credentials: &Credentials,
+        stop: &CancellationToken,
+    ) -> ResetOutcome {
         let redactor = Redactor::new(credentials.secrets());
-        let outcome = self.reset_unscrubbed(request, credentials, &redactor).await;
+        let outcome = self
+            .reset_unscrubbed(request, credentials, &redactor, stop)
+            .await;
         let outcome = scrub_outcome(outcome, &redactor);
         tracing::debug!(
             endpoint = %request.endpoint,
@@ -215,6 +230,7 @@ impl RomaClient {
         request: &ResetRequest,
         credentials: &Credentials,
         redactor: &Redactor,
+        stop: &CancellationToken,
     ) -> ResetOutcome {
         let url = match request.endpoint.reset_url(
             &request.project_id,
@@ -312,7 +328,7 @@ impl RomaClient {
                             ..
                         }
                     );
-                    if refreshed || !rejected {
+                    if refreshed || !rejected || stop.is_cancelled() {
                         return answer;
                     }
                     // The token died early (password or permission change): one fresh try.

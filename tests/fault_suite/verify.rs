@@ -469,7 +469,14 @@ fn ledger(
                 found.ledger_open += 1;
                 true
             }
-            Some(recorded) => Some(recorded) == phase,
+            Some(recorded) => {
+                // A later attempt claimed and was killed before its reservation (so it made
+                // no call): the status says Unknown/Interrupted, the ledger still holds the
+                // earlier attempt's outcome.
+                let interrupted_later = phase == Some(Phase::Unknown)
+                    && outcome.status.attempts.is_some_and(|n| n > entry.attempt);
+                Some(recorded) == phase || interrupted_later
+            }
         };
     if !agrees {
         found.ledger_mismatches += 1;
