@@ -470,3 +470,46 @@ async fn run_starts_behind_an_https_proxy() {
         proxy.targets()
     );
 }
+
+/// Issue 15.10: what the CLI prints for odd answers says each thing once, and names no
+/// request URL (the endpoint is printed once, without the path).
+#[tokio::test]
+async fn odd_answers_read_cleanly() {
+    let sim = simulator().await;
+    let url = sim.url();
+    let token = [("ROMA_TOKEN", TOKEN)];
+    for (task, step, expected) in [
+        ("m1", Step::ServerErrorNoBody, "HTTP 500 with an empty body"),
+        ("m2", Step::Html { status: 404 }, "HTTP 404 Error"),
+        (
+            "m3",
+            Step::DropAfterExecute,
+            "connection closed before the answer",
+        ),
+        (
+            "m4",
+            Step::Unauthorized,
+            "HTTP 401 APIGW.0301: the gateway refused",
+        ),
+    ] {
+        sim.script(task, vec![step]);
+        let out = run(&reset_args(&url, task), &token).await;
+        assert!(out.stdout.contains(expected), "{task}: {}", out.stdout);
+        for garbled in ["500 500", "401 401", "404 Error 404", "/v2/", "for url"] {
+            assert!(!out.stdout.contains(garbled), "{task}: {}", out.stdout);
+        }
+    }
+    let port = roma_support::closed_port().await;
+    let closed = format!("http://127.0.0.1:{port}");
+    let out = run(&reset_args(&closed, "m5"), &token).await;
+    assert!(
+        out.stdout.contains("not sent: could not connect"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        !out.stdout.contains("/v2/") && !out.stdout.contains("for url"),
+        "{}",
+        out.stdout
+    );
+}
