@@ -175,7 +175,7 @@ async fn service_refusals_exit_2_and_name_status_code_and_message() {
 }
 
 #[tokio::test]
-async fn transient_and_ambiguous_failures_exit_3() {
+async fn retryable_failures_exit_3_and_ambiguous_ones_exit_4() {
     let sim = simulator().await;
     let url = sim.url();
     sim.script("t1", vec![Step::Throttle]);
@@ -185,7 +185,7 @@ async fn transient_and_ambiguous_failures_exit_3() {
 
     sim.script("t2", vec![Step::DropAfterExecute]);
     let out = run(&reset_args(&url, "t2"), &[("ROMA_TOKEN", TOKEN)]).await;
-    assert_eq!(out.code, 3, "{}", out.stdout);
+    assert_eq!(out.code, 4, "{}", out.stdout);
     assert!(out.stdout.starts_with("ambiguous: ") && out.stdout.contains("may or may not"));
 
     sim.script(
@@ -200,7 +200,7 @@ async fn transient_and_ambiguous_failures_exit_3() {
         &[("ROMA_TOKEN", TOKEN)],
     )
     .await;
-    assert_eq!(out.code, 3, "{}", out.stdout);
+    assert_eq!(out.code, 4, "{}", out.stdout);
     let json: Value = serde_json::from_str(out.stdout.trim()).unwrap();
     assert_eq!(json["result"], "ambiguous");
     assert!(json["reason"].as_str().unwrap().contains("timed out"));
@@ -363,7 +363,7 @@ async fn usage_and_configuration_errors_exit_64() {
                 &url,
             ],
             token.to_vec(),
-            "plain http",
+            "plain http: only https is allowed unless --insecure-allow-http",
         ),
         (
             vec![
@@ -398,6 +398,12 @@ async fn usage_and_configuration_errors_exit_64() {
     let help = run(&["reset", "--help"], &[]).await;
     assert_eq!(help.code, 0);
     assert!(help.stdout.contains("ROMA_ACCESS_KEY") && help.stdout.contains("Exit codes"));
+    assert!(
+        help.stdout.contains("3 nothing was executed")
+            && help.stdout.contains("4 the outcome is unknown"),
+        "{}",
+        help.stdout
+    );
 }
 
 /// `run` with a kubeconfig and `HTTPS_PROXY` set (issue 11.13): the controller starts and

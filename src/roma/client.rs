@@ -264,7 +264,7 @@ impl RomaClient {
                         http_status: None,
                         error_code: "InsecureIamEndpoint".to_owned(),
                         error_message: format!(
-                            "IAM endpoint {} is not https; enable insecure http to allow it; no password was sent",
+                            "IAM endpoint {} is not https (--insecure-allow-http allows it); no password was sent",
                             shown_url(&iam)
                         ),
                         request_id: None,
@@ -515,7 +515,7 @@ fn iam_endpoint_refused(
         ),
         EndpointError::InsecureScheme(_) => (
             "InsecureIamEndpoint",
-            "is not https; enable insecure http to allow it".to_owned(),
+            "is not https (--insecure-allow-http allows it)".to_owned(),
         ),
         other => ("InvalidIamEndpoint", format!("is not usable: {other}")),
     };
