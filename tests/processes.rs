@@ -222,3 +222,154 @@ async fn sigterm_during_a_backlog_starts_no_new_call() {
         env.roma.calls().len()
     );
 }
+
+/// A JSON value whose objects, at any depth, repeat no key (serde_json keeps the last of
+/// duplicated keys silently; jq and Python do the same).
+struct NoDuplicateKeys;
+
+impl<'de> serde::Deserialize<'de> for NoDuplicateKeys {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = NoDuplicateKeys;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("any JSON value")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<Self::Value, A::Error> {
+                let mut keys = std::collections::HashSet::new();
+                while let Some(key) = map.next_key::<String>()? {
+                    if !keys.insert(key.clone()) {
+                        return Err(serde::de::Error::custom(format!("duplicate key {key:?}")));
+                    }
+                    map.next_value::<NoDuplicateKeys>()?;
+                }
+                Ok(NoDuplicateKeys)
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<Self::Value, A::Error> {
+                while seq.next_element::<NoDuplicateKeys>()?.is_some() {}
+                Ok(NoDuplicateKeys)
+            }
+            fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
+                Ok(NoDuplicateKeys)
+            }
+            fn visit_i64<E>(self, _: i64) -> Result<Self::Value, E> {
+                Ok(NoDuplicateKeys)
+            }
+            fn visit_u64<E>(self, _: u64) -> Result<Self::Value, E> {
+                Ok(NoDuplicateKeys)
+            }
+            fn visit_f64<E>(self, _: f64) -> Result<Self::Value, E> {
+                Ok(NoDuplicateKeys)
+            }
+            fn visit_str<E>(self, _: &str) -> Result<Self::Value, E> {
+                Ok(NoDuplicateKeys)
+            }
+            fn visit_unit<E>(self) -> Result<Self::Value, E> {
+                Ok(NoDuplicateKeys)
+            }
+        }
+        d.deserialize_any(Visitor)
+    }
+}
+
+/// The JSON lines of a log, each checked for repeated keys.
+fn json_lines(log: &str) -> Vec<serde_json::Value> {
+    log.lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|line| {
+            if let Err(e) = serde_json::from_str::<NoDuplicateKeys>(line) {
+                panic!("{e}: {line}");
+            }
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}"))
+        })
+        .collect()
+}
+
+/// Issue 15.3 and 15.4: JSON log lines name the object once (no key repeats), carry plain
+/// values (no Rust `Debug`), log a transient API 500 once, and log at info every decision
+/// made without a call (here the allow-list refusal) and the result of every call with its
+/// HTTP status and request id.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn json_logs_name_the_object_once_and_every_decision() {
+    let env = Env::new().await;
+    let faults = env.kube.faults();
+    // Every Secret read fails with a 500 until cleared: transient API errors.
+    faults.fail_share("get", "secrets", 1.0, 500);
+    let mut child = env.spawn_binary(&["--log-format", "json"], "json.log");
+    let task = Env::task();
+    env.create("logged", &task, |_| {}).await;
+    let deadline = Instant::now() + WAIT;
+    while !env.log("json.log").contains("reconcile failed") {
+        assert!(Instant::now() < deadline, "{}", env.log("json.log"));
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    faults.clear();
+    env.wait_phase("logged", Phase::Succeeded, WAIT).await;
+    env.create("refused", &Env::task(), |spec| {
+        spec.endpoint = Some("https://roma.evil.example.com".to_owned());
+    })
+    .await;
+    env.wait_phase("refused", Phase::Failed, WAIT).await;
+    let deadline = Instant::now() + WAIT;
+    while !env.log("json.log").contains("data/refused") {
+        assert!(Instant::now() < deadline, "{}", env.log("json.log"));
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    terminate(&child);
+    assert!(child.wait().unwrap().success());
+
+    let log = env.log("json.log");
+    let lines = json_lines(&log);
+    if std::env::var_os("SHOW_LOG").is_some() {
+        eprintln!("{log}");
+    }
+    assert!(!log.contains("Some("), "Rust Debug in the logs:\n{log}");
+    // A transient 500 is logged once per failed reconcile: no ERROR of kube's own, no second
+    // WARN of the controller stream.
+    let mentions_500 = lines
+        .iter()
+        .filter(|l| l["level"] == "WARN" || l["level"] == "ERROR")
+        .filter(|l| {
+            let mut l = (*l).clone();
+            l.as_object_mut().unwrap().remove("timestamp");
+            l.to_string().contains("500")
+        })
+        .count();
+    let failed = lines
+        .iter()
+        .filter(|l| l["message"] == "reconcile failed; retrying")
+        .collect::<Vec<_>>();
+    assert!(!failed.is_empty());
+    assert_eq!(mentions_500, failed.len(), "{log}");
+    assert!(lines.iter().all(|l| l["level"] != "ERROR"), "{log}");
+    assert_eq!(failed[0]["taskreset"], "data/logged", "{log}");
+    assert_eq!(failed[0]["level"], "WARN");
+
+    let answered = lines
+        .iter()
+        .find(|l| l["message"] == "reset call answered")
+        .unwrap_or_else(|| panic!("{log}"));
+    assert_eq!(answered["span"]["taskreset"], "data/logged", "{answered}");
+    assert_eq!(answered["phase"], "Succeeded", "{answered}");
+    assert_eq!(answered["outcome"], "succeeded", "{answered}");
+    assert_eq!(answered["http_status"], 200, "{answered}");
+    assert!(answered["request_id"].is_string(), "{answered}");
+
+    let refused = lines
+        .iter()
+        .find(|l| l.to_string().contains("data/refused") && l["level"] == "INFO")
+        .unwrap_or_else(|| panic!("no info line for the refusal:\n{log}"));
+    assert_eq!(refused["reason"], "InvalidSpec", "{refused}");
+    assert_eq!(refused["phase"], "Failed", "{refused}");
+    assert!(
+        refused["message"].as_str().unwrap().contains("not allowed")
+            || refused.to_string().contains("allowed"),
+        "{refused}"
+    );
+}

@@ -39,7 +39,7 @@ pub enum Error {
     #[error(transparent)]
     Ledger(#[from] crate::ledger::LedgerError),
     /// A Kubernetes API call failed.
-    #[error("{context}: {source}")]
+    #[error("{context}: {}", api_error_text(source))]
     Kube {
         /// What the controller was doing.
         context: &'static str,
@@ -47,6 +47,30 @@ pub enum Error {
         #[source]
         source: kube::Error,
     },
+}
+
+/// A Kubernetes API error on one line in words: `HTTP 500 InternalError: etcd timed out`,
+/// not kube's `ApiError: ... (Status { ... })` dump of the whole struct.
+pub(crate) fn api_error_text(error: &kube::Error) -> String {
+    match error {
+        kube::Error::Api(status) if status.message.is_empty() => {
+            format!("HTTP {} {}", status.code, status.reason)
+        }
+        kube::Error::Api(status) => {
+            format!("HTTP {} {}: {}", status.code, status.reason, status.message)
+        }
+        other => other.to_string(),
+    }
+}
+
+/// How logs name a TaskReset: `namespace/name` (one field: the span's own `name` key must
+/// not be repeated in JSON lines).
+pub(crate) fn object_name(meta: &kube::api::ObjectMeta) -> String {
+    let name = meta.name.as_deref().unwrap_or("");
+    match meta.namespace.as_deref() {
+        Some(ns) if !ns.is_empty() => format!("{ns}/{name}"),
+        _ => name.to_owned(),
+    }
 }
 
 impl Error {
@@ -218,7 +242,9 @@ async fn run_controller(
         .for_each(|result| async move {
             if let Err(error) = result {
                 match error {
-                    kube::runtime::controller::Error::ObjectNotFound(_) => {}
+                    // Logged once, with the object, by `error_policy`.
+                    kube::runtime::controller::Error::ObjectNotFound(_)
+                    | kube::runtime::controller::Error::ReconcilerFailed(..) => {}
                     other => warn!(error = %other, "controller stream error"),
                 }
             }

@@ -79,6 +79,19 @@ impl ResetOutcome {
     }
 }
 
+impl ResetOutcome {
+    /// The error code of a refusal, if any (not for a success, a failure to send or an
+    /// ambiguous outcome).
+    pub fn error_code(&self) -> Option<&str> {
+        match self {
+            Self::HttpError { error_code, .. } | Self::CredentialsRejected { error_code, .. } => {
+                Some(error_code.as_str()).filter(|c| !c.is_empty())
+            }
+            Self::Succeeded { .. } | Self::NotSent { .. } | Self::Ambiguous { .. } => None,
+        }
+    }
+}
+
 /// `HTTP {status} {code}: {message}` without saying a thing twice: a code that only repeats
 /// the status is left out, an empty message is named as such, and a message that already
 /// starts with the status (an HTML title such as `404 Not Found`) follows `HTTP` directly.
