@@ -373,3 +373,66 @@ async fn json_logs_name_the_object_once_and_every_decision() {
         "{refused}"
     );
 }
+
+/// Issue 15.12: on SIGTERM the leader releases the Lease, and the standby takes it at once
+/// instead of waiting for it to expire.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_standby_takes_over_at_once_when_the_leader_is_stopped() {
+    let env = Env::new().await;
+    let flags = |id: &'static str| {
+        [
+            "--leader-election",
+            "--lease-name",
+            "taskreset-e2e",
+            "--lease-namespace",
+            NS,
+            "--lease-holder",
+            id,
+            "--lease-duration",
+            "15s",
+        ]
+    };
+    let mut a = env.spawn_binary(&flags("replica-a"), "a.log");
+    let deadline = Instant::now() + WAIT;
+    while holder(&env).await.as_deref() != Some("replica-a") {
+        assert!(Instant::now() < deadline, "replica-a never led");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let mut b = env.spawn_binary(&flags("replica-b"), "b.log");
+    let addr = metrics_addr(&env, "b.log").await;
+    wait_ready(&addr).await;
+    // Let the standby settle into waiting for the lease to expire.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+
+    let stopped = Instant::now();
+    terminate(&a);
+    assert!(a.wait().unwrap().success());
+    let exited = stopped.elapsed();
+    let leases: kube::Api<Lease> = kube::Api::namespaced(env.client.clone(), NS);
+    let after_exit = leases.get("taskreset-e2e").await.unwrap().spec.unwrap();
+    assert_ne!(
+        after_exit.holder_identity.as_deref(),
+        Some("replica-a"),
+        "the leader exited still holding the Lease"
+    );
+    let deadline = stopped + Duration::from_secs(5);
+    while holder(&env).await.as_deref() != Some("replica-b") {
+        assert!(
+            Instant::now() < deadline,
+            "the standby did not take the Lease within 5 s of SIGTERM (a lease lasts 15 s)"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let took_over = stopped.elapsed();
+    eprintln!("leader exited in {exited:?}; standby took over in {took_over:?}");
+    assert!(
+        took_over < Duration::from_millis(2500),
+        "hand-over took {took_over:?}"
+    );
+    let task = Env::task();
+    env.create("after-handover", &task, |_| {}).await;
+    env.wait_phase("after-handover", Phase::Succeeded, WAIT)
+        .await;
+    terminate(&b);
+    assert!(b.wait().unwrap().success());
+}
