@@ -301,7 +301,17 @@ async fn json_logs_name_the_object_once_and_every_decision() {
     let faults = env.kube.faults();
     // Every Secret read fails with a 500 until cleared: transient API errors.
     faults.fail_share("get", "secrets", 1.0, 500);
-    let mut child = env.spawn_binary(&["--log-format", "json"], "json.log");
+    let mut child = env.spawn_binary(
+        &[
+            "--log-format",
+            "json",
+            "--default-credentials-secret",
+            "data/roma",
+            "--default-credentials-namespaces",
+            "data,etl",
+        ],
+        "json.log",
+    );
     let task = Env::task();
     env.create("logged", &task, |_| {}).await;
     let deadline = Instant::now() + WAIT;
@@ -316,8 +326,27 @@ async fn json_logs_name_the_object_once_and_every_decision() {
     })
     .await;
     env.wait_phase("refused", Phase::Failed, WAIT).await;
+    env.create("no-secret", &Env::task(), |spec| {
+        spec.credentials_secret_ref = Some(taskreset_controller::api::SecretReference {
+            name: "missing".into(),
+        });
+    })
+    .await;
+    // The same run again, deleted and re-created: the ledger answers, no call.
+    env.api()
+        .delete("logged", &Default::default())
+        .await
+        .unwrap();
+    while env.api().get_opt("logged").await.unwrap().is_some() {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    env.create("logged", &task, |_| {}).await;
     let deadline = Instant::now() + WAIT;
-    while !env.log("json.log").contains("data/refused") {
+    while !(env
+        .log("json.log")
+        .contains("\"taskreset\":\"data/no-secret\"")
+        && env.log("json.log").contains("AlreadyExecuted"))
+    {
         assert!(Instant::now() < deadline, "{}", env.log("json.log"));
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
@@ -368,10 +397,30 @@ async fn json_logs_name_the_object_once_and_every_decision() {
     assert_eq!(refused["reason"], "InvalidSpec", "{refused}");
     assert_eq!(refused["phase"], "Failed", "{refused}");
     assert!(
-        refused["message"].as_str().unwrap().contains("not allowed")
-            || refused.to_string().contains("allowed"),
+        refused["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("not in the allowed endpoints")),
         "{refused}"
     );
+    let decided = |name: &str| {
+        lines
+            .iter()
+            .filter(|l| l["message"] == "decided without a call")
+            .filter(|l| l["span"]["taskreset"] == format!("data/{name}"))
+            .map(|l| l["reason"].as_str().unwrap_or_default().to_owned())
+            .collect::<Vec<_>>()
+    };
+    assert!(
+        decided("no-secret").contains(&"CredentialsNotFound".to_owned()),
+        "{:?}\n{log}",
+        decided("no-secret")
+    );
+    assert!(
+        decided("logged").contains(&"AlreadyExecuted".to_owned()),
+        "{:?}\n{log}",
+        decided("logged")
+    );
+    assert_eq!(env.calls(&task).len(), 1);
 }
 
 /// Issue 15.12: on SIGTERM the leader releases the Lease, and the standby takes it at once

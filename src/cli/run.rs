@@ -337,7 +337,7 @@ pub async fn start(
             "the default credentials Secret serves every namespace: any TaskReset without its own Secret resets with these credentials; restrict it with --default-credentials-namespaces"
         ),
         Some(secret) => {
-            info!(secret = %secret, namespaces = ?secret.allowed_namespaces, "the default credentials Secret serves only these namespaces")
+            info!(secret = %secret, namespaces = %secret.allowed_namespaces.iter().flatten().cloned().collect::<Vec<_>>().join(","), "the default credentials Secret serves only these namespaces")
         }
         None if !args.default_credentials_namespaces.is_empty() => warn!(
             "--default-credentials-namespaces has no effect without --default-credentials-secret"
