@@ -175,9 +175,7 @@ pub(crate) fn parse_namespace(value: &str) -> Result<String, String> {
     if label {
         Ok(value.to_owned())
     } else {
-        Err(format!(
-            "{value:?} is not a namespace name: at most 63 lowercase letters, digits and '-', starting and ending with a letter or digit"
-        ))
+        Err("not a namespace name: at most 63 lowercase letters, digits and '-', starting and ending with a letter or digit".to_owned())
     }
 }
 
@@ -395,7 +393,7 @@ mod tests {
                 Err(err) => err.to_string(),
             };
             assert!(
-                err.contains("is not a namespace name") && !err.contains('{'),
+                err.contains("not a namespace name") && !err.contains('{'),
                 "{bad:?}: {err}"
             );
         }
