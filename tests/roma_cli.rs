@@ -175,7 +175,7 @@ async fn service_refusals_exit_2_and_name_status_code_and_message() {
 }
 
 #[tokio::test]
-async fn transient_and_ambiguous_failures_exit_3() {
+async fn retryable_failures_exit_3_and_ambiguous_ones_exit_4() {
     let sim = simulator().await;
     let url = sim.url();
     sim.script("t1", vec![Step::Throttle]);
@@ -185,7 +185,7 @@ async fn transient_and_ambiguous_failures_exit_3() {
 
     sim.script("t2", vec![Step::DropAfterExecute]);
     let out = run(&reset_args(&url, "t2"), &[("ROMA_TOKEN", TOKEN)]).await;
-    assert_eq!(out.code, 3, "{}", out.stdout);
+    assert_eq!(out.code, 4, "{}", out.stdout);
     assert!(out.stdout.starts_with("ambiguous: ") && out.stdout.contains("may or may not"));
 
     sim.script(
@@ -200,7 +200,7 @@ async fn transient_and_ambiguous_failures_exit_3() {
         &[("ROMA_TOKEN", TOKEN)],
     )
     .await;
-    assert_eq!(out.code, 3, "{}", out.stdout);
+    assert_eq!(out.code, 4, "{}", out.stdout);
     let json: Value = serde_json::from_str(out.stdout.trim()).unwrap();
     assert_eq!(json["result"], "ambiguous");
     assert!(json["reason"].as_str().unwrap().contains("timed out"));
@@ -363,7 +363,7 @@ async fn usage_and_configuration_errors_exit_64() {
                 &url,
             ],
             token.to_vec(),
-            "plain http",
+            "plain http: only https is allowed unless --insecure-allow-http",
         ),
         (
             vec![
@@ -398,6 +398,12 @@ async fn usage_and_configuration_errors_exit_64() {
     let help = run(&["reset", "--help"], &[]).await;
     assert_eq!(help.code, 0);
     assert!(help.stdout.contains("ROMA_ACCESS_KEY") && help.stdout.contains("Exit codes"));
+    assert!(
+        help.stdout.contains("3 nothing was executed")
+            && help.stdout.contains("4 the outcome is unknown"),
+        "{}",
+        help.stdout
+    );
 }
 
 /// `run` with a kubeconfig and `HTTPS_PROXY` set (issue 11.13): the controller starts and
@@ -468,5 +474,48 @@ async fn run_starts_behind_an_https_proxy() {
             .any(|t| authority.starts_with(t.as_str())),
         "the API server was not reached through the proxy ({:?}, {api}): {log}",
         proxy.targets()
+    );
+}
+
+/// Issue 15.10: what the CLI prints for odd answers says each thing once, and names no
+/// request URL (the endpoint is printed once, without the path).
+#[tokio::test]
+async fn odd_answers_read_cleanly() {
+    let sim = simulator().await;
+    let url = sim.url();
+    let token = [("ROMA_TOKEN", TOKEN)];
+    for (task, step, expected) in [
+        ("m1", Step::ServerErrorNoBody, "HTTP 500 with an empty body"),
+        ("m2", Step::Html { status: 404 }, "HTTP 404 Error"),
+        (
+            "m3",
+            Step::DropAfterExecute,
+            "connection closed before the answer",
+        ),
+        (
+            "m4",
+            Step::Unauthorized,
+            "HTTP 401 APIGW.0301: the gateway refused",
+        ),
+    ] {
+        sim.script(task, vec![step]);
+        let out = run(&reset_args(&url, task), &token).await;
+        assert!(out.stdout.contains(expected), "{task}: {}", out.stdout);
+        for garbled in ["500 500", "401 401", "404 Error 404", "/v2/", "for url"] {
+            assert!(!out.stdout.contains(garbled), "{task}: {}", out.stdout);
+        }
+    }
+    let port = roma_support::closed_port().await;
+    let closed = format!("http://127.0.0.1:{port}");
+    let out = run(&reset_args(&closed, "m5"), &token).await;
+    assert!(
+        out.stdout.contains("not sent: could not connect"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        !out.stdout.contains("/v2/") && !out.stdout.contains("for url"),
+        "{}",
+        out.stdout
     );
 }

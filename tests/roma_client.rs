@@ -326,7 +326,7 @@ async fn every_row_of_the_classification_against_the_simulator() {
     let ResetOutcome::HttpError { error_message, .. } = &html else {
         panic!("{html:?}");
     };
-    assert_eq!(error_message, "502 Error 502 Error nginx");
+    assert_eq!(error_message, "502 Error");
 }
 
 #[tokio::test]

@@ -4,7 +4,8 @@
 //! Credentials come from the environment (`ROMA_TOKEN`, or `ROMA_ACCESS_KEY`/`ROMA_SECRET_KEY`
 //! [/`ROMA_SECURITY_TOKEN`], or `ROMA_USERNAME`/`ROMA_PASSWORD`/`ROMA_DOMAIN_NAME`
 //! [/`ROMA_IAM_ENDPOINT`]). Exit codes: 0 success, 2 rejected by the service (401 included),
-//! 3 retryable or ambiguous failure, 64 usage or configuration error.
+//! 3 nothing was executed (safe to try again), 4 the outcome is unknown (the reset may have
+//! run: check the task before calling again), 64 usage or configuration error.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -25,16 +26,23 @@ use crate::roma::{
 
 /// Exit code: the service (or the gateway, or IAM) refused the reset or the credentials.
 pub const EXIT_REJECTED: u8 = 2;
-/// Exit code: a failure that may be retried, or whose outcome is unknown.
+/// Exit code: a failure that provably executed nothing (not sent, throttled, a documented
+/// "not executed" 5xx): safe to try again.
 pub const EXIT_RETRYABLE: u8 = 3;
+/// Exit code: the outcome is unknown (a timeout or a broken connection after sending, an
+/// undocumented answer): the reset may have run; check the task before calling again.
+pub const EXIT_AMBIGUOUS: u8 = 4;
 
 /// Flags of `taskreset-controller reset`.
 #[derive(Debug, Args)]
 #[command(
     after_help = "Credentials are read from the environment: ROMA_TOKEN; or ROMA_ACCESS_KEY and \
 ROMA_SECRET_KEY (and ROMA_SECURITY_TOKEN); or ROMA_USERNAME, ROMA_PASSWORD and ROMA_DOMAIN_NAME \
-(and ROMA_IAM_ENDPOINT).\n\nExit codes: 0 success, 2 rejected by the service (401 included), \
-3 retryable or ambiguous failure (the reset may have run), 64 usage or configuration error."
+(and ROMA_IAM_ENDPOINT).\n\nExit codes:\n  0 success\n  2 rejected by the service, the gateway \
+or IAM (401 included): nothing was executed\n  3 nothing was executed (not sent, throttled, a \
+documented \"not executed\" error): safe to try again\n  4 the outcome is unknown (timeout or \
+broken connection after sending, an undocumented answer): the reset may have run; check the \
+task before calling again\n  64 usage or configuration error"
 )]
 pub struct ResetArgs {
     /// Huawei Cloud project ID.
@@ -108,7 +116,8 @@ pub fn run(args: ResetArgs) -> ExitCode {
     ExitCode::from(match class {
         OutcomeClass::Succeeded => 0,
         OutcomeClass::Rejected | OutcomeClass::CredentialsRejected => EXIT_REJECTED,
-        OutcomeClass::Retryable | OutcomeClass::Ambiguous => EXIT_RETRYABLE,
+        OutcomeClass::Retryable => EXIT_RETRYABLE,
+        OutcomeClass::Ambiguous => EXIT_AMBIGUOUS,
     })
 }
 

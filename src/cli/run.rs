@@ -27,7 +27,7 @@ fn claim_margin(request_timeout: Duration) -> Duration {
 #[derive(Debug, Clone, Args)]
 pub struct RunArgs {
     /// Watch TaskResets in this namespace only (default: all namespaces).
-    #[arg(long, env = "TASKRESET_NAMESPACE", value_name = "NS")]
+    #[arg(long, env = "TASKRESET_NAMESPACE", value_name = "NS", value_parser = parse_namespace)]
     pub namespace: Option<String>,
 
     /// Secret (NAMESPACE/NAME) used by TaskResets without spec.credentialsSecretRef.
@@ -130,7 +130,7 @@ pub struct RunArgs {
     pub lease_name: String,
 
     /// Namespace of the leader Lease (default: POD_NAMESPACE, else "default").
-    #[arg(long, env = "TASKRESET_LEASE_NAMESPACE")]
+    #[arg(long, env = "TASKRESET_LEASE_NAMESPACE", value_parser = parse_namespace)]
     pub lease_namespace: Option<String>,
 
     /// This replica's identity in the Lease (default: POD_NAME, else the hostname).
@@ -161,6 +161,22 @@ pub struct RunArgs {
     /// name and spec within this period is not run again).
     #[arg(long, env = "TASKRESET_LEDGER_RETENTION", default_value = "30d", value_parser = parse_duration)]
     pub ledger_retention: Duration,
+}
+
+/// A namespace name: a DNS-1123 label (1-63 lowercase letters, digits and '-', starting and
+/// ending with a letter or digit). The empty string means "all namespaces" for `--namespace`.
+pub(crate) fn parse_namespace(value: &str) -> Result<String, String> {
+    let label = value.len() <= 63
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !value.starts_with('-')
+        && !value.ends_with('-');
+    if label {
+        Ok(value.to_owned())
+    } else {
+        Err("not a namespace name: at most 63 lowercase letters, digits and '-', starting and ending with a letter or digit".to_owned())
+    }
 }
 
 /// Why the controller could not start.
@@ -319,7 +335,7 @@ pub async fn start(
             "the default credentials Secret serves every namespace: any TaskReset without its own Secret resets with these credentials; restrict it with --default-credentials-namespaces"
         ),
         Some(secret) => {
-            info!(secret = %secret, namespaces = ?secret.allowed_namespaces, "the default credentials Secret serves only these namespaces")
+            info!(secret = %secret, namespaces = %secret.allowed_namespaces.iter().flatten().cloned().collect::<Vec<_>>().join(","), "the default credentials Secret serves only these namespaces")
         }
         None if !args.default_credentials_namespaces.is_empty() => warn!(
             "--default-credentials-namespaces has no effect without --default-credentials-secret"
@@ -353,4 +369,37 @@ pub async fn start(
     shutdown.cancel();
     let _ = server.await;
     result.map_err(StartError::from)
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::RunArgs;
+
+    #[derive(Parser)]
+    struct Wrapper {
+        #[command(flatten)]
+        args: RunArgs,
+    }
+
+    /// Issue 15.10: a bad namespace is refused with a message, not a Rust struct dump.
+    #[test]
+    fn a_bad_namespace_is_refused_in_words() {
+        for bad in ["Bad_NS", "-data", "data-", "a.b", &"a".repeat(64)] {
+            let flag = format!("--namespace={bad}");
+            let err = match Wrapper::try_parse_from(["run", flag.as_str()]) {
+                Ok(_) => panic!("{bad:?} accepted"),
+                Err(err) => err.to_string(),
+            };
+            assert!(
+                err.contains("not a namespace name") && !err.contains('{'),
+                "{bad:?}: {err}"
+            );
+        }
+        for good in ["data", "team-a1", "", "0"] {
+            let parsed = Wrapper::try_parse_from(["run", "--namespace", good]);
+            assert!(parsed.is_ok(), "{good:?} refused");
+        }
+    }
 }

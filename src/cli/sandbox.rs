@@ -51,7 +51,7 @@ pub struct SandboxArgs {
     #[arg(long, default_value = "./sandbox.kubeconfig")]
     pub kubeconfig_out: PathBuf,
     /// Namespace of the examples.
-    #[arg(long, default_value = "default")]
+    #[arg(long, default_value = "default", value_parser = super::run::parse_namespace)]
     pub namespace: String,
     /// Start the servers only: no controller, no examples.
     #[arg(long)]
@@ -181,10 +181,7 @@ async fn sandbox(args: SandboxArgs) -> Result<(), SandboxError> {
         shutdown.clone(),
     ));
     let names = apply_examples(&client, &args.namespace, &roma.url()).await?;
-    println!(
-        "Applied {} TaskResets; watching them (Ctrl-C to stop):",
-        names.len()
-    );
+    println!("{}", watching_line(names.len(), args.until_settled));
     let outcome = tokio::select! {
         result = watch(&client, &args.namespace, names, args.until_settled) => result,
         _ = tokio::signal::ctrl_c() => Ok(()),
@@ -198,6 +195,15 @@ async fn sandbox(args: SandboxArgs) -> Result<(), SandboxError> {
     }
     println!("ROMA simulator saw {} reset call(s).", roma.calls().len());
     outcome
+}
+
+/// What the sandbox says while it watches: `--until-settled` stops by itself.
+fn watching_line(applied: usize, until_settled: bool) -> String {
+    if until_settled {
+        format!("Applied {applied} TaskResets; watching them until every one is final:")
+    } else {
+        format!("Applied {applied} TaskResets; watching them (Ctrl-C to stop):")
+    }
 }
 
 /// The controller's flags in the sandbox: only the simulator is allowed, over plain http.
@@ -339,4 +345,17 @@ fn describe(tr: &TaskReset) -> String {
         ready.map_or("-", |c| c.status.as_str()),
         ready.map_or("-", |c| c.reason.as_str()),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::watching_line;
+
+    /// Issue 15.10: `--until-settled` does not tell the user to press Ctrl-C.
+    #[test]
+    fn until_settled_needs_no_ctrl_c() {
+        assert!(!watching_line(2, true).contains("Ctrl-C"));
+        assert!(watching_line(2, true).contains("until every one is final"));
+        assert!(watching_line(2, false).contains("Ctrl-C to stop"));
+    }
 }

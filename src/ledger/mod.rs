@@ -51,7 +51,10 @@ const MAX_CONFLICTS: usize = 20;
 #[derive(Debug, thiserror::Error)]
 pub enum LedgerError {
     /// The Kubernetes API refused or failed.
-    #[error("execution ledger {namespace}/{configmap}: {source}")]
+    #[error(
+        "execution ledger {namespace}/{configmap}: {}",
+        crate::reconciler::api_error_text(source)
+    )]
     Api {
         /// Namespace of the shard.
         namespace: String,

@@ -39,7 +39,7 @@ pub enum Error {
     #[error(transparent)]
     Ledger(#[from] crate::ledger::LedgerError),
     /// A Kubernetes API call failed.
-    #[error("{context}: {source}")]
+    #[error("{context}: {}", api_error_text(source))]
     Kube {
         /// What the controller was doing.
         context: &'static str,
@@ -47,6 +47,46 @@ pub enum Error {
         #[source]
         source: kube::Error,
     },
+}
+
+/// A Kubernetes API error on one line in words: `HTTP 500 InternalError: etcd timed out`,
+/// not kube's `ApiError: ... (Status { ... })` dump of the whole struct.
+pub(crate) fn api_error_text(error: &kube::Error) -> String {
+    match error {
+        kube::Error::Api(status) if status.message.is_empty() => {
+            format!("HTTP {} {}", status.code, status.reason)
+        }
+        kube::Error::Api(status) => {
+            format!("HTTP {} {}: {}", status.code, status.reason, status.message)
+        }
+        other => other.to_string(),
+    }
+}
+
+/// A watch error in words, without kube's struct dump of the API's answer.
+pub(crate) fn watch_error_text(error: &watcher::Error) -> String {
+    match error {
+        watcher::Error::InitialListFailed(e) => format!("listing failed: {}", api_error_text(e)),
+        watcher::Error::WatchStartFailed(e) => {
+            format!("starting the watch failed: {}", api_error_text(e))
+        }
+        watcher::Error::WatchFailed(e) => format!("the watch failed: {}", api_error_text(e)),
+        watcher::Error::WatchError(status) => format!(
+            "the watch failed: {}",
+            api_error_text(&kube::Error::Api(status.clone()))
+        ),
+        watcher::Error::NoResourceVersion => error.to_string(),
+    }
+}
+
+/// How logs name a TaskReset: `namespace/name` (one field: the span's own `name` key must
+/// not be repeated in JSON lines).
+pub(crate) fn object_name(meta: &kube::api::ObjectMeta) -> String {
+    let name = meta.name.as_deref().unwrap_or("");
+    match meta.namespace.as_deref() {
+        Some(ns) if !ns.is_empty() => format!("{ns}/{name}"),
+        _ => name.to_owned(),
+    }
 }
 
 impl Error {
@@ -220,7 +260,12 @@ async fn run_controller(
         .for_each(|result| async move {
             if let Err(error) = result {
                 match error {
-                    kube::runtime::controller::Error::ObjectNotFound(_) => {}
+                    // Logged once, with the object, by `error_policy`.
+                    kube::runtime::controller::Error::ObjectNotFound(_)
+                    | kube::runtime::controller::Error::ReconcilerFailed(..) => {}
+                    kube::runtime::controller::Error::QueueError(error) => {
+                        warn!(error = %watch_error_text(&error), "watching TaskResets failed; retrying");
+                    }
                     other => warn!(error = %other, "controller stream error"),
                 }
             }
@@ -240,4 +285,51 @@ async fn run_controller(
         () = never_synced => info!("stopped before the first list of TaskResets completed"),
     }
     ready.abort();
+}
+
+#[cfg(test)]
+mod tests {
+    use kube::core::Status;
+
+    use super::*;
+
+    /// Issue 15.3/15.10: API errors read in words, not as kube's `Status { .. }` dump.
+    #[test]
+    fn api_errors_read_in_words() {
+        let status = || Box::new(Status::failure("etcd timed out", "InternalError").with_code(500));
+        let kube_error = || kube::Error::Api(status());
+        assert!(
+            kube_error().to_string().contains("Status {"),
+            "kube's own text"
+        );
+        let error = Error::Kube {
+            context: "writing the status",
+            source: kube_error(),
+        };
+        assert_eq!(
+            error.to_string(),
+            "writing the status: HTTP 500 InternalError: etcd timed out"
+        );
+        for (error, text) in [
+            (
+                watcher::Error::InitialListFailed(kube_error()),
+                "listing failed: HTTP 500 InternalError: etcd timed out",
+            ),
+            (
+                watcher::Error::WatchError(status()),
+                "the watch failed: HTTP 500 InternalError: etcd timed out",
+            ),
+        ] {
+            assert_eq!(watch_error_text(&error), text);
+        }
+        let ledger = crate::ledger::LedgerError::Api {
+            namespace: "data".into(),
+            configmap: "taskreset-ledger-0".into(),
+            source: kube_error(),
+        };
+        assert_eq!(
+            ledger.to_string(),
+            "execution ledger data/taskreset-ledger-0: HTTP 500 InternalError: etcd timed out"
+        );
+    }
 }

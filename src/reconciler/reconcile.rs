@@ -35,7 +35,7 @@ pub async fn reconcile(
     match &obj.0 {
         Ok(tr) => reconcile_task_reset(tr, &ctx).await,
         Err(invalid) => {
-            warn!(name = ?invalid.metadata.name, namespace = ?invalid.metadata.namespace, error = %invalid.error, "malformed TaskReset skipped");
+            warn!(taskreset = %super::object_name(&invalid.metadata), error = %invalid.error, "malformed TaskReset skipped");
             let reference = obj.object_ref(&());
             let note = Note {
                 warning: true,
@@ -53,16 +53,16 @@ pub async fn reconcile(
 
 /// What the controller does after a failed reconcile: back off and look again.
 pub fn error_policy(
-    _obj: Arc<DeserializeGuard<TaskReset>>,
+    obj: Arc<DeserializeGuard<TaskReset>>,
     error: &Error,
     ctx: Arc<Context>,
 ) -> Action {
     ctx.metrics.reconcile_failed(error.metric_label());
-    warn!(%error, "reconcile failed; retrying");
+    warn!(taskreset = %super::object_name(obj.meta()), %error, "reconcile failed; retrying");
     Action::requeue(Duration::from_secs(5) + Duration::from_millis(fastrand::u64(0..2000)))
 }
 
-#[tracing::instrument(skip_all, fields(namespace = tr.metadata.namespace.as_deref().unwrap_or(""), name = %tr.name_any(), generation = tr.metadata.generation.unwrap_or(0)))]
+#[tracing::instrument(skip_all, fields(taskreset = %super::object_name(&tr.metadata), generation = tr.metadata.generation.unwrap_or(0)))]
 async fn reconcile_task_reset(tr: &TaskReset, ctx: &Context) -> Result<Action, Error> {
     match decision::decide(tr, Timestamp::now(), &ctx.policy) {
         Decision::Idle => Ok(Action::await_change()),
@@ -86,7 +86,13 @@ async fn apply(tr: &TaskReset, update: Update, ctx: &Context) -> Result<Action, 
             if let Some(note) = &update.note {
                 publish(ctx, &tr.object_ref(&()), note).await;
             }
-            debug!(phase = ?update.status.phase, "status written");
+            let ready = update.status.conditions.iter().find(|c| c.type_ == "Ready");
+            info!(
+                phase = update.status.phase.map(tracing::field::display),
+                reason = ready.map(|c| c.reason.as_str()),
+                detail = ready.map(|c| c.message.as_str()),
+                "decided without a call"
+            );
             Ok(requeue(update.requeue))
         }
         Err(e) if is_status(&e, 409) => Ok(Action::requeue(CONFLICT_REQUEUE)),
@@ -296,7 +302,15 @@ async fn call_and_record(
         &ctx.policy,
         fastrand::f64(),
     );
-    info!(attempt = attempt.number, outcome = class.as_str(), phase = ?update.status.phase, "reset call answered");
+    info!(
+        attempt = attempt.number,
+        outcome = class.as_str(),
+        phase = update.status.phase.map(tracing::field::display),
+        http_status = outcome.http_status(),
+        error_code = outcome.error_code(),
+        request_id = outcome.request_id(),
+        "reset call answered"
+    );
     record_result(ctx, object, &attempt, &update).await;
     let detail = update
         .status

@@ -280,7 +280,7 @@ impl RomaClient {
                         http_status: None,
                         error_code: "InsecureIamEndpoint".to_owned(),
                         error_message: format!(
-                            "IAM endpoint {} is not https; enable insecure http to allow it; no password was sent",
+                            "IAM endpoint {} is not https (--insecure-allow-http allows it); no password was sent",
                             shown_url(&iam)
                         ),
                         request_id: None,
@@ -511,7 +511,7 @@ fn gateway_refusal(code: &str) -> &'static str {
         "APIGW.0303" => {
             "the gateway refused the signature as expired: the controller's clock is more than 15 minutes off"
         }
-        _ => "the gateway refused the credentials (HTTP 401)",
+        _ => "the gateway refused the credentials",
     }
 }
 
@@ -531,7 +531,7 @@ fn iam_endpoint_refused(
         ),
         EndpointError::InsecureScheme(_) => (
             "InsecureIamEndpoint",
-            "is not https; enable insecure http to allow it".to_owned(),
+            "is not https (--insecure-allow-http allows it)".to_owned(),
         ),
         other => ("InvalidIamEndpoint", format!("is not usable: {other}")),
     };
@@ -572,19 +572,35 @@ fn transport_outcome(err: &reqwest::Error) -> ResetOutcome {
     }
 }
 
-/// An error and its causes on one line, sanitised.
+/// An error and its causes on one line, sanitised, without the URL: reqwest's own line
+/// ("error sending request for url (...)") quotes the whole request URL, which the spec
+/// names already; only what went wrong is kept.
 pub(crate) fn describe_error(err: &reqwest::Error) -> String {
     let mut parts: Vec<String> = Vec::new();
     if err.is_timeout() {
         parts.push("timed out".to_owned());
+    } else if err.is_connect() {
+        parts.push("could not connect".to_owned());
+    } else if err.is_body() || err.is_decode() {
+        parts.push("the answer broke off".to_owned());
+    } else if err.is_builder() {
+        parts.push("the request could not be built".to_owned());
     }
-    let mut current: Option<&dyn std::error::Error> = Some(err);
+    let mut current: Option<&dyn std::error::Error> = std::error::Error::source(err);
     while let Some(e) = current {
         let text = e.to_string();
-        if !parts.iter().any(|p| p.contains(&text)) {
+        let text = if text.contains("connection closed before message completed") {
+            "connection closed before the answer".to_owned()
+        } else {
+            text
+        };
+        if !text.contains("://") && !parts.iter().any(|p| p.contains(&text)) {
             parts.push(text);
         }
         current = e.source();
+    }
+    if parts.is_empty() {
+        parts.push("the request failed".to_owned());
     }
     sanitize(&parts.join(": "), 512)
 }

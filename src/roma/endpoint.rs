@@ -43,7 +43,9 @@ pub enum EndpointError {
         allowed: String,
     },
     /// Plain http while insecure mode is off.
-    #[error("endpoint {0} uses plain http: only https is allowed unless insecure http is enabled")]
+    #[error(
+        "endpoint {0} uses plain http: only https is allowed unless --insecure-allow-http is set (tests and sandboxes only)"
+    )]
     InsecureScheme(String),
     /// Not an absolute http(s) URL with a host and without user information, query or fragment.
     #[error("endpoint {value:?} is not usable: {reason}")]
@@ -410,7 +412,7 @@ impl EndpointPattern {
         let default_port = match scheme.as_str() {
             "https" => 443,
             "http" if insecure_allow_http => 80,
-            "http" => return Err(invalid("plain http needs insecure http to be enabled")),
+            "http" => return Err(invalid("plain http needs --insecure-allow-http")),
             _ => return Err(invalid("scheme must be https")),
         };
         let (authority, path) = match rest.find('/') {

@@ -79,6 +79,35 @@ impl ResetOutcome {
     }
 }
 
+impl ResetOutcome {
+    /// The error code of a refusal, if any (not for a success, a failure to send or an
+    /// ambiguous outcome).
+    pub fn error_code(&self) -> Option<&str> {
+        match self {
+            Self::HttpError { error_code, .. } | Self::CredentialsRejected { error_code, .. } => {
+                Some(error_code.as_str()).filter(|c| !c.is_empty())
+            }
+            Self::Succeeded { .. } | Self::NotSent { .. } | Self::Ambiguous { .. } => None,
+        }
+    }
+}
+
+/// `HTTP {status} {code}: {message}` without saying a thing twice: a code that only repeats
+/// the status is left out, an empty message is named as such, and a message that already
+/// starts with the status (an HTML title such as `404 Not Found`) follows `HTTP` directly.
+fn http_line(f: &mut fmt::Formatter<'_>, status: u16, code: &str, message: &str) -> fmt::Result {
+    let status_text = status.to_string();
+    let code = Some(code).filter(|c| !c.is_empty() && *c != status_text);
+    let message = message.trim();
+    match code {
+        Some(code) if message.is_empty() => write!(f, "HTTP {status} {code} with an empty message"),
+        Some(code) => write!(f, "HTTP {status} {code}: {message}"),
+        None if message.is_empty() => write!(f, "HTTP {status} with an empty body"),
+        None if message.starts_with(&format!("{status_text} ")) => write!(f, "HTTP {message}"),
+        None => write!(f, "HTTP {status}: {message}"),
+    }
+}
+
 impl fmt::Display for ResetOutcome {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -92,7 +121,7 @@ impl fmt::Display for ResetOutcome {
                 error_code,
                 error_message,
                 ..
-            } => write!(f, "HTTP {http_status} {error_code}: {error_message}"),
+            } => http_line(f, *http_status, error_code, error_message),
             Self::NotSent { reason } => write!(f, "not sent: {reason}"),
             Self::Ambiguous { reason } => write!(f, "outcome unknown: {reason}"),
             Self::CredentialsRejected {
@@ -100,13 +129,23 @@ impl fmt::Display for ResetOutcome {
                 error_code,
                 error_message,
                 ..
-            } => match http_status {
-                Some(status) => write!(
-                    f,
-                    "credentials rejected: HTTP {status} {error_code}: {error_message}"
-                ),
-                None => write!(f, "credentials rejected: {error_code}: {error_message}"),
-            },
+            } => {
+                f.write_str("credentials rejected: ")?;
+                match http_status {
+                    // The message names the status already ("IAM refused the credentials
+                    // (HTTP 401)"): only the code is added.
+                    Some(status) if error_message.contains(&format!("HTTP {status}")) => {
+                        if error_code.is_empty() || *error_code == status.to_string() {
+                            f.write_str(error_message)
+                        } else {
+                            write!(f, "{error_code}: {error_message}")
+                        }
+                    }
+                    Some(status) => http_line(f, *status, error_code, error_message),
+                    None if error_code.is_empty() => f.write_str(error_message),
+                    None => write!(f, "{error_code}: {error_message}"),
+                }
+            }
         }
     }
 }
@@ -270,6 +309,103 @@ mod tests {
             ),
         ] {
             assert_eq!(classify(&outcome), class, "{outcome:?}");
+        }
+    }
+
+    /// Issue 15.10: what each outcome reads as in a status, an event and the CLI; nothing
+    /// said twice, nothing empty left dangling.
+    #[test]
+    fn every_outcome_reads_as_one_clean_message() {
+        let http =
+            |status: u16, code: &str, message: &str, structured: bool| ResetOutcome::HttpError {
+                http_status: status,
+                error_code: code.into(),
+                error_message: message.into(),
+                request_id: Some("r-1".into()),
+                structured,
+            };
+        let rejected =
+            |status: Option<u16>, code: &str, message: &str| ResetOutcome::CredentialsRejected {
+                http_status: status,
+                error_code: code.into(),
+                error_message: message.into(),
+                request_id: None,
+            };
+        let cases = [
+            (
+                ResetOutcome::Succeeded {
+                    http_status: 200,
+                    message: "Reset Success".into(),
+                    request_id: None,
+                },
+                "HTTP 200: Reset Success",
+            ),
+            (
+                http(400, "FDI.3150", "The task list is empty.", true),
+                "HTTP 400 FDI.3150: The task list is empty.",
+            ),
+            (http(500, "500", "", false), "HTTP 500 with an empty body"),
+            (http(404, "404", "404 Error", false), "HTTP 404 Error"),
+            (
+                http(502, "502", "502 Bad Gateway", false),
+                "HTTP 502 Bad Gateway",
+            ),
+            (
+                http(503, "503", "upstream connect error", false),
+                "HTTP 503: upstream connect error",
+            ),
+            (
+                http(500, "FDI.3000", "", true),
+                "HTTP 500 FDI.3000 with an empty message",
+            ),
+            (
+                http(401, "401", "the gateway refused the credentials", false),
+                "HTTP 401: the gateway refused the credentials",
+            ),
+            (
+                http(
+                    401,
+                    "APIGW.0301",
+                    "the gateway refused the credentials (a bad or expired token)",
+                    true,
+                ),
+                "HTTP 401 APIGW.0301: the gateway refused the credentials (a bad or expired token)",
+            ),
+            (
+                rejected(
+                    Some(401),
+                    "IamRefused",
+                    "IAM refused the credentials (HTTP 401)",
+                ),
+                "credentials rejected: IamRefused: IAM refused the credentials (HTTP 401)",
+            ),
+            (
+                rejected(Some(401), "401", "IAM token exchange refused"),
+                "credentials rejected: HTTP 401: IAM token exchange refused",
+            ),
+            (
+                rejected(
+                    None,
+                    "InsecureIamEndpoint",
+                    "IAM endpoint http://iam/ is not https",
+                ),
+                "credentials rejected: InsecureIamEndpoint: IAM endpoint http://iam/ is not https",
+            ),
+            (
+                ResetOutcome::NotSent {
+                    reason: "could not connect: Connection refused".into(),
+                },
+                "not sent: could not connect: Connection refused",
+            ),
+            (
+                ResetOutcome::Ambiguous {
+                    reason: "connection closed before the answer".into(),
+                },
+                "outcome unknown: connection closed before the answer",
+            ),
+        ];
+        for (outcome, message) in cases {
+            assert_eq!(outcome.to_string(), message, "{outcome:?}");
         }
     }
 

@@ -55,9 +55,23 @@ pub fn parse_error_body(status: u16, body: &[u8], redactor: &Redactor) -> ErrorB
     }
     ErrorBody {
         code: status.to_string(),
-        message: redactor.show(&text, MAX_MESSAGE_CHARS),
+        message: redactor.show(html_title(&text).unwrap_or(&text), MAX_MESSAGE_CHARS),
         structured: false,
     }
+}
+
+/// The `<title>` of an HTML error page (`404 Not Found`): its headings and footer only
+/// repeat it (`404 Not Found 404 Not Found nginx`).
+fn html_title(text: &str) -> Option<&str> {
+    let lower = text.to_ascii_lowercase();
+    if !lower.trim_start().starts_with('<') {
+        return None;
+    }
+    let open = lower.find("<title")?;
+    let start = open + lower[open..].find('>')? + 1;
+    let end = start + lower[start..].find("</title")?;
+    let title = text.get(start..end)?.trim();
+    (!title.is_empty()).then_some(title)
 }
 
 /// The `message` of the documented success body (`{"message": "Reset Success"}`): a JSON
@@ -531,7 +545,7 @@ mod tests {
             &none(),
         );
         assert_eq!(html.code, "502");
-        assert_eq!(html.message, "502 Bad Gateway Bad Gateway");
+        assert_eq!(html.message, "502 Bad Gateway");
         assert!(!html.structured);
         let empty = parse_error_body(500, b"", &none());
         assert_eq!(
