@@ -233,7 +233,10 @@ async fn sigterm_before_the_first_list_exits_at_once() {
         .fail_share("list", "taskresets.fdi.roma.io", 1.0, 500);
     let child = env.spawn_binary(&[], "unsynced.log");
     let deadline = Instant::now() + WAIT;
-    while !env.log("unsynced.log").contains("initial object list") {
+    while !env
+        .log("unsynced.log")
+        .contains("watching TaskResets failed")
+    {
         assert!(Instant::now() < deadline, "{}", env.log("unsynced.log"));
         tokio::time::sleep(Duration::from_millis(50)).await;
     }

@@ -79,6 +79,17 @@ fn requeue(after: Option<Duration>) -> Action {
     }
 }
 
+/// One info line for a status decided without a call.
+fn log_decision(update: &Update) {
+    let ready = update.status.conditions.iter().find(|c| c.type_ == "Ready");
+    info!(
+        phase = update.status.phase.map(tracing::field::display),
+        reason = ready.map(|c| c.reason.as_str()),
+        detail = ready.map(|c| c.message.as_str()),
+        "decided without a call"
+    );
+}
+
 /// Write a status decided without a call; a lost race just looks again.
 async fn apply(tr: &TaskReset, update: Update, ctx: &Context) -> Result<Action, Error> {
     match write_status(ctx, tr, &update.status).await {
@@ -86,13 +97,7 @@ async fn apply(tr: &TaskReset, update: Update, ctx: &Context) -> Result<Action, 
             if let Some(note) = &update.note {
                 publish(ctx, &tr.object_ref(&()), note).await;
             }
-            let ready = update.status.conditions.iter().find(|c| c.type_ == "Ready");
-            info!(
-                phase = update.status.phase.map(tracing::field::display),
-                reason = ready.map(|c| c.reason.as_str()),
-                detail = ready.map(|c| c.message.as_str()),
-                "decided without a call"
-            );
+            log_decision(&update);
             Ok(requeue(update.requeue))
         }
         Err(e) if is_status(&e, 409) => Ok(Action::requeue(CONFLICT_REQUEUE)),
@@ -225,6 +230,7 @@ async fn attempt_reset(
             if let Some(note) = &update.note {
                 publish(ctx, &tr.object_ref(&()), note).await;
             }
+            log_decision(&update);
             return Ok(requeue(update.requeue));
         }
         Verdict::Proceed { ambiguous_attempt } => attempt.ambiguous_before.or(ambiguous_attempt),
