@@ -190,13 +190,9 @@ async fn attempt_reset(
             });
         }
     };
-    // The status as it was, written on top of the claim (its resourceVersion).
-    let unclaimed = TaskReset {
-        metadata: claimed_obj.metadata.clone(),
-        ..tr.clone()
-    };
-    // The signal came while the claim was being written: take it back rather than call.
-    if ctx.stop.is_cancelled() && withdraw_claim(ctx, &unclaimed).await {
+    // The signal came while the claim was being written: take it back; no call.
+    if ctx.stop.is_cancelled() {
+        withdraw_claim(ctx, &claimed_obj, &attempt, tr.status.clone()).await;
         return Ok(stopped());
     }
 
@@ -218,7 +214,7 @@ async fn attempt_reset(
     let reservation = match ctx.ledger.reserve(&key, &runner, Timestamp::now()).await {
         Ok(reservation) => reservation,
         Err(error) => {
-            withdraw_claim(ctx, &unclaimed).await;
+            withdraw_claim(ctx, &claimed_obj, &attempt, tr.status.clone()).await;
             return Err(error.into());
         }
     };
@@ -235,7 +231,11 @@ async fn attempt_reset(
         }
         Verdict::Proceed { ambiguous_attempt } => attempt.ambiguous_before.or(ambiguous_attempt),
     };
-    if ctx.stop.is_cancelled() && withdraw_claim(ctx, &unclaimed).await {
+    if ctx.stop.is_cancelled() {
+        if !withdraw_claim(ctx, &claimed_obj, &attempt, tr.status.clone()).await {
+            // The claim stands: so does the reservation (the run reads as may-have-run).
+            return Ok(stopped());
+        }
         let replaced = reservation.replaced;
         if let Err(error) = ctx
             .ledger
@@ -337,41 +337,48 @@ async fn call_and_record(
     requeue(update.requeue)
 }
 
-/// Put back the status the object had before its claim: `unclaimed` carries that status and
-/// the claim's resourceVersion (the precondition). Whether it worked; if not, the claim
-/// stands (and expires into `Interrupted` unless the call goes ahead).
-async fn withdraw_claim(ctx: &Context, unclaimed: &TaskReset) -> bool {
-    let status = unclaimed.status.clone().unwrap_or_default();
-    match write_status(ctx, unclaimed, &status).await {
-        Ok(_) => true,
-        Err(error) => {
-            debug!(%error, "could not withdraw the claim");
-            false
-        }
-    }
+/// Put back the status the object had before `attempt`'s claim (`before`), on top of the
+/// claim (`claimed`), with the patience of a result write. Whether it worked; if not, the
+/// claim stands and expires into `Interrupted` (no call is made either way once the stop
+/// signal came).
+async fn withdraw_claim(
+    ctx: &Context,
+    claimed: &TaskReset,
+    attempt: &Attempt,
+    before: Option<TaskResetStatus>,
+) -> bool {
+    let update = Update {
+        status: before.unwrap_or_default(),
+        note: None,
+        requeue: None,
+    };
+    record_result(ctx, claimed.clone(), attempt, &update).await
 }
 
 /// Write the result of an attempt. A conflicting write (a label edit, an expired-claim
 /// `Interrupted` written by another replica) is re-read: the result still wins as long as the
 /// status describes the same attempt. API failures are retried for a while; if the result
 /// cannot be written, the claim expires into `Interrupted` later, which stays truthful.
-async fn record_result(ctx: &Context, mut base: TaskReset, attempt: &Attempt, update: &Update) {
+async fn record_result(
+    ctx: &Context,
+    mut base: TaskReset,
+    attempt: &Attempt,
+    update: &Update,
+) -> bool {
     let deadline = tokio::time::Instant::now() + RESULT_WRITE_PATIENCE;
     let mut pause = Duration::from_millis(200);
     loop {
         let error = match write_status(ctx, &base, &update.status).await {
-            Ok(_) => return,
+            Ok(_) => return true,
             Err(e) => e,
         };
         if is_status(&error, 404) {
-            warn!(
-                "the TaskReset was deleted during the call; its result is only in the logs and events"
-            );
-            return;
+            warn!("the TaskReset was deleted meanwhile; the result is only in the logs and events");
+            return false;
         }
         if tokio::time::Instant::now() >= deadline {
             warn!(%error, "could not record the result; the claim will expire into Interrupted");
-            return;
+            return false;
         }
         if !is_status(&error, 409) {
             tokio::time::sleep(pause).await;
@@ -383,9 +390,9 @@ async fn record_result(ctx: &Context, mut base: TaskReset, attempt: &Attempt, up
             Ok(_) => {
                 warn!(
                     attempt = attempt.number,
-                    "the status moved on during the call; its result is only in the logs and events"
+                    "the status moved on meanwhile; the result is only in the logs and events"
                 );
-                return;
+                return false;
             }
             Err(e) => debug!(error = %e, "re-reading before the result write failed"),
         }
