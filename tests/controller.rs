@@ -332,10 +332,7 @@ async fn a_controller_killed_mid_call_leaves_interrupted_not_a_second_call() {
     tokio::time::sleep(Duration::from_secs(4)).await;
     assert_eq!(env.calls(&task).len(), 1, "no second call after the kill");
     let events = env.events("killed").await;
-    assert!(
-        events.iter().any(|(r, _)| r == "ResetInterrupted"),
-        "{events:?}"
-    );
+    assert!(events.iter().any(|(r, _)| r == "Interrupted"), "{events:?}");
     // SIGTERM: graceful exit 0.
     let pid = child.id().to_string();
     let _ = std::process::Command::new("kill")

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Args;
-use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::events::Reporter;
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
@@ -331,7 +331,7 @@ pub async fn start(
         instance: Some(args.holder()),
     };
     let ctx = Arc::new(Context {
-        recorder: Recorder::new(client.clone(), reporter),
+        recorder: reconciler::events::Events::new(client.clone(), reporter),
         ledger: crate::ledger::Ledger::new(client.clone(), args.ledger_retention),
         client,
         roma,
