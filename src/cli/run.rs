@@ -11,7 +11,7 @@ use kube::runtime::events::Reporter;
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
-use super::duration::parse_duration;
+use super::duration::{parse_duration, parse_timeout};
 use crate::reconciler::{self, Context, LeaseConfig, Policy, RunConfig, SecretRef, limits::Limits};
 use crate::roma::{ClientConfig, EndpointPolicy, IamEndpointPolicy, RomaClient};
 use crate::telemetry::{self, Health, LogFormat, Metrics};
@@ -91,13 +91,13 @@ pub struct RunArgs {
     #[arg(long, env = "TASKRESET_MAX_ATTEMPTS", default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..))]
     pub max_attempts: u32,
 
-    /// Timeout of one reset call.
-    #[arg(long, env = "TASKRESET_REQUEST_TIMEOUT", default_value = "60s", value_parser = parse_duration)]
+    /// Timeout of one reset call (longer than 0).
+    #[arg(long, env = "TASKRESET_REQUEST_TIMEOUT", default_value = "60s", value_parser = parse_timeout)]
     pub request_timeout: Duration,
 
     /// Timeout of one IAM token exchange (IAM password credentials). The exchange and the
     /// call must both fit the pod's termination grace period.
-    #[arg(long, env = "TASKRESET_IAM_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    #[arg(long, env = "TASKRESET_IAM_TIMEOUT", default_value = "10s", value_parser = parse_timeout)]
     pub iam_timeout: Duration,
 
     /// First retry delay after a failure that did not execute; doubles per attempt.
@@ -138,7 +138,7 @@ pub struct RunArgs {
     pub lease_holder: Option<String>,
 
     /// How long the Lease lasts without renewal.
-    #[arg(long, env = "TASKRESET_LEASE_DURATION", default_value = "15s", value_parser = parse_duration)]
+    #[arg(long, env = "TASKRESET_LEASE_DURATION", default_value = "15s", value_parser = parse_timeout)]
     pub lease_duration: Duration,
 
     /// Address of the /metrics, /healthz and /readyz server.
@@ -353,4 +353,31 @@ pub async fn start(
     shutdown.cancel();
     let _ = server.await;
     result.map_err(StartError::from)
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser as _;
+
+    use crate::cli::{Cli, Command};
+
+    /// Issue 15.9: a 0 timeout is refused when the flags are parsed, with a clear message.
+    #[test]
+    fn zero_timeouts_are_refused_at_parse_time() {
+        for flag in ["--request-timeout", "--iam-timeout", "--lease-duration"] {
+            let err = Cli::try_parse_from(["taskreset-controller", "run", flag, "0s"])
+                .expect_err(flag)
+                .to_string();
+            assert!(
+                err.contains(flag) && err.contains("must be longer than 0"),
+                "{err}"
+            );
+        }
+        let ok = Cli::try_parse_from(["taskreset-controller", "run", "--request-timeout", "5s"])
+            .expect("5s");
+        let Some(Command::Run(args)) = ok.command else {
+            panic!("run");
+        };
+        assert_eq!(args.request_timeout, std::time::Duration::from_secs(5));
+    }
 }
