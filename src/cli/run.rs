@@ -108,12 +108,14 @@ pub struct RunArgs {
     #[arg(long, env = "TASKRESET_RETRY_MAX_DELAY", default_value = "5m", value_parser = parse_duration)]
     pub retry_max_delay: Duration,
 
-    /// Delay before trying again after the gateway rejected the credentials (401). Keep it
-    /// long: the gateway locks an access key after five failures in a row.
+    /// After the gateway rejected the credentials (401): first delay before the Secret is read
+    /// again; the delays double up to --credentials-wait-max. No call is made until the
+    /// Secret holds a new version, or 30 such delays have passed (the gateway locks an access
+    /// key after five failures in a row).
     #[arg(long, env = "TASKRESET_CREDENTIALS_RETRY_DELAY", default_value = "2m", value_parser = parse_duration)]
     pub credentials_retry_delay: Duration,
 
-    /// Longest wait between looks for a missing credentials Secret.
+    /// Longest wait between looks at a missing, ambiguous or rejected credentials Secret.
     #[arg(long, env = "TASKRESET_CREDENTIALS_WAIT_MAX", default_value = "5m", value_parser = parse_duration)]
     pub credentials_wait_max: Duration,
 

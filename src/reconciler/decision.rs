@@ -379,10 +379,17 @@ fn next_look(mut status: TaskResetStatus, now: Timestamp, delay: Duration) -> De
     })
 }
 
+/// How many `credentials_rejected_retry` delays after a 401 the same Secret version is tried
+/// once more (1 h at the default 2 m): a 401 can also be fixed outside the Secret (a key
+/// re-enabled in IAM, a gateway lock lifted) or be the gateway's mistake.
+pub const REJECTED_RECHECK_FACTOR: u32 = 30;
+
 /// The credentials were read: `None` to go ahead with the call, or, when the gateway already
 /// rejected this very version of the Secret (`status.rejectedCredentials`), no call: the
 /// Secret is read again after a delay that doubles from `credentials_rejected_retry` (the
-/// time since the rejected call, at least that) up to `credentials_retry_max`.
+/// time since the rejected call, at least that) up to `credentials_retry_max`. The same
+/// version is called with again only [`REJECTED_RECHECK_FACTOR`] times
+/// `credentials_rejected_retry` after the rejected call.
 pub fn credentials_found(
     tr: &TaskReset,
     version: &SecretVersion,
@@ -395,7 +402,14 @@ pub fn credentials_found(
     }
     let rejected_at = status.last_attempt_time.as_ref().map_or(now, |t| t.0);
     let base = policy.credentials_rejected_retry;
-    let delay = until(now, rejected_at).clamp(base, policy.credentials_retry_max.max(base));
+    let recheck = base.saturating_mul(REJECTED_RECHECK_FACTOR);
+    let since = until(now, rejected_at);
+    if since >= recheck {
+        return None;
+    }
+    let delay = since
+        .clamp(base, policy.credentials_retry_max.max(base))
+        .min(recheck - since);
     Some(next_look(status, now, delay))
 }
 

@@ -485,6 +485,18 @@ fn a_rejected_secret_version_is_never_called_with_again() {
         assert!(matches!(decide(&tr, at, &policy()), Decision::Wait(_)));
         at = ts(next);
     }
+    // The same version, once the bounded recheck (30 x 2m) is reached: called with once more.
+    let look =
+        write(credentials_found(&tr, &v7, ts("2026-11-29T12:58:00Z"), &policy()).expect("no call"));
+    assert_eq!(
+        look.requeue,
+        Some(Duration::from_secs(120)),
+        "capped at the recheck"
+    );
+    assert_eq!(
+        credentials_found(&tr, &v7, ts("2026-11-29T13:00:00Z"), &policy()),
+        None
+    );
     // A new version of the Secret (any edit): called with.
     let v8 = SecretVersion {
         resource_version: "8".into(),
