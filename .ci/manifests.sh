@@ -142,13 +142,23 @@ for label, values in value_sets:
 
 # values.schema.json must reject a typo and a bad enum: proves the schema is enforced.
 for bad in ({"replicaCont": 2}, {"rbac": {"create": True, "scope": "everything"}},
-            {"logging": {"format": "xml", "level": "info"}}):
+            {"logging": {"format": "xml", "level": "info"}},
+            # issue 15.9: a 0 timeout makes every reset Unknown without a call.
+            {"limits": {"requestTimeout": "0s"}}, {"limits": {"requestTimeout": "000ms"}},
+            {"limits": {"maxResetsPerSecond": -1}}):
     with helm.Chart.load(CHART) as chart:
         try:
             chart.render(bad, name="taskreset-controller", namespace="taskreset-system")
             fail(f"values.schema.json accepted invalid values {bad}")
         except helm.HelmError:
             pass
+# issue 15.9: 0 calls per second is "unlimited" (run --help), so the schema must allow it.
+for good in ({"limits": {"maxResetsPerSecond": 0}}, {"limits": {"requestTimeout": "1500ms"}}):
+    with helm.Chart.load(CHART) as chart:
+        try:
+            chart.render(good, name="taskreset-controller", namespace="taskreset-system")
+        except helm.HelmError as e:
+            fail(f"values.schema.json refused valid values {good}: {e}")
 # replicas without leader election must be refused by the templates.
 with helm.Chart.load(CHART) as chart:
     try:

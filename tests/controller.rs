@@ -198,6 +198,32 @@ async fn a_rejected_token_waits_for_a_fixed_secret_without_a_spec_change() {
     );
     let rejected = env.calls(&task);
     assert!(!rejected.is_empty() && rejected.iter().all(|c| !c.executed));
+    // Issue 15.7: the same Secret version is not called with again (it was, every
+    // --credentials-retry-delay, with "attempt 19 is due"); it is only read again, and
+    // nextAttemptTime says when (issue 15.8).
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert_eq!(
+        env.calls(&task).len(),
+        1,
+        "one call per rejected Secret version"
+    );
+    let tr = env.api().get("rejected").await.expect("get");
+    let status = tr.status.clone().unwrap();
+    assert_eq!(status.attempts, Some(1));
+    let pinned = status
+        .rejected_credentials
+        .clone()
+        .expect("rejectedCredentials");
+    assert!(pinned.secret.ends_with("/wrong"), "{pinned:?}");
+    assert!(!pinned.resource_version.is_empty());
+    let next = status.next_attempt_time.clone().expect("nextAttemptTime").0;
+    assert!(
+        next >= jiff::Timestamp::now() - jiff::SignedDuration::from_secs(1),
+        "{next}"
+    );
+    let ready = status.conditions.iter().find(|c| c.type_ == "Ready");
+    let message = &ready.expect("Ready").message;
+    assert!(!message.contains("is due"), "{message}");
     env.put_secret("wrong", &[("token", support::TOKEN)]).await;
     let tr = env.wait_phase("rejected", Phase::Succeeded, WAIT).await;
     assert_eq!(tr.metadata.generation, Some(1), "no spec change was needed");
@@ -332,10 +358,7 @@ async fn a_controller_killed_mid_call_leaves_interrupted_not_a_second_call() {
     tokio::time::sleep(Duration::from_secs(4)).await;
     assert_eq!(env.calls(&task).len(), 1, "no second call after the kill");
     let events = env.events("killed").await;
-    assert!(
-        events.iter().any(|(r, _)| r == "ResetInterrupted"),
-        "{events:?}"
-    );
+    assert!(events.iter().any(|(r, _)| r == "Interrupted"), "{events:?}");
     // SIGTERM: graceful exit 0.
     let pid = child.id().to_string();
     let _ = std::process::Command::new("kill")

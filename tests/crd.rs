@@ -186,6 +186,33 @@ fn examples() -> Vec<(PathBuf, TaskReset)> {
     found
 }
 
+/// Issue 15.9: `kubectl apply -f deploy/examples/` merged the three example Secrets (all
+/// named `roma-credentials`) into one with six keys. Each has its own name, and every Secret
+/// an example TaskReset names is one of them.
+#[test]
+fn example_secrets_have_distinct_names_and_are_the_ones_referenced() {
+    let dir = root().join("deploy/examples");
+    let mut secrets = Vec::new();
+    for entry in std::fs::read_dir(&dir).expect("deploy/examples") {
+        let path = entry.expect("entry").path();
+        if path.extension().is_some_and(|e| e == "yaml") {
+            let text = std::fs::read_to_string(&path).expect("read");
+            for doc in serde_saphyr::from_multiple::<Value>(&text).expect("yaml") {
+                if doc["kind"] == "Secret" {
+                    secrets.push(doc["metadata"]["name"].as_str().expect("name").to_owned());
+                }
+            }
+        }
+    }
+    assert_eq!(secrets.len(), 3, "{secrets:?}");
+    let distinct: std::collections::BTreeSet<_> = secrets.iter().collect();
+    assert_eq!(distinct.len(), secrets.len(), "{secrets:?}");
+    for (path, tr) in examples() {
+        let name = &tr.spec.credentials_secret_ref.expect("a Secret").name;
+        assert!(secrets.contains(name), "{}: {name}", path.display());
+    }
+}
+
 #[test]
 fn examples_deserialize_and_validate() {
     let examples = examples();
@@ -536,8 +563,32 @@ mod admission {
                 false,
             ),
             ("not a date", d("tomorrow".into()), false),
+            // Issue 15.9: an integer that can only be seconds.
+            ("seconds", d(1_630_052_714_i64.into()), false),
+            ("int 1", d(1.into()), false),
+            ("int below 1973-03-03", d(99_999_999_999_i64.into()), false),
+            ("int 1973-03-03", d(100_000_000_000_i64.into()), true),
+            ("milliseconds", d(1_630_052_714_000_i64.into()), true),
         ])
         .await;
+    }
+
+    /// Issue 15.9: seconds are refused at admission with a message that says so, and by the
+    /// controller with the same advice.
+    #[tokio::test]
+    async fn seconds_are_refused_at_admission_saying_so() {
+        let sim = sim().await;
+        let edit = serde_json::json!({ "dateFrom": 1_630_052_714_i64 });
+        let message = admit(&sim, "seconds", &edit).await.expect_err("refused");
+        assert!(
+            message.contains("looks like seconds: use milliseconds, e.g. 1630052714000"),
+            "{message}"
+        );
+        let controller = controller_accepts(object("seconds", &edit)).expect_err("refused");
+        assert!(
+            controller.contains("looks like seconds: use milliseconds, e.g. 1630052714000"),
+            "{controller}"
+        );
     }
 
     /// Point 11: a `notAfter` kube-apiserver stores is one the controller can read; what the

@@ -269,7 +269,7 @@ impl Chaos {
         faults.drop_watches_every(Duration::from_secs(3));
     }
 
-    fn tick(&mut self, env: &Env) {
+    async fn tick(&mut self, env: &Env) {
         let now = Instant::now();
         // The history expiry: end the TaskReset watches and refuse new ones; once the streams
         // are closed (the next tick), forget the history; a moment later, let watches through
@@ -297,11 +297,34 @@ impl Chaos {
             _ => {}
         }
         if now >= self.next_token_expiry {
-            // Every token dies (the IAM-issued ones too); the static one is issued again, as
-            // an operator rotating it would.
+            // Every token dies (the IAM-issued ones too); the static one is issued again and
+            // its Secret edited, as an operator rotating it would (a 401 pins the Secret's
+            // version: the controller calls again only once the Secret changed).
             env.roma.expire_tokens();
             env.roma.add_token(support::TOKEN);
             self.token_expiries += 1;
+            let secret = k8s_openapi::api::core::v1::Secret {
+                metadata: kube::api::ObjectMeta {
+                    name: Some(Cred::Token.secret().to_owned()),
+                    ..Default::default()
+                },
+                string_data: Some(
+                    [
+                        ("token".to_owned(), support::TOKEN.to_owned()),
+                        ("rotation".to_owned(), self.token_expiries.to_string()),
+                    ]
+                    .into(),
+                ),
+                ..Default::default()
+            };
+            let secrets: Api<k8s_openapi::api::core::v1::Secret> =
+                Api::namespaced(env.client.clone(), NS);
+            let params = PatchParams::apply("fault-suite").force();
+            let patch = Patch::Apply(&secret);
+            persist("rotating the token Secret", || {
+                secrets.patch(Cred::Token.secret(), &params, &patch)
+            })
+            .await;
             self.next_token_expiry = now + jitter(&mut self.rng, 5.0, 9.0);
         }
     }
@@ -631,7 +654,7 @@ async fn the_guarantee_holds_under_faults_kills_and_failover() {
             GENERATIONS - 1,
             stragglers(&env, &plan, &tracks)
         );
-        chaos.tick(&env);
+        chaos.tick(&env).await;
         current.assert_alive(&env, "the controller");
         patches += drive(&env, &plan, &mut tracks, GENERATIONS - 1).await;
         if Instant::now() >= next_kill {
@@ -674,7 +697,7 @@ async fn the_guarantee_holds_under_faults_kills_and_failover() {
             lease_holder(&env),
             stragglers(&env, &plan, &tracks)
         );
-        chaos.tick(&env);
+        chaos.tick(&env).await;
         for (id, replica) in &mut replicas {
             replica.assert_alive(&env, id);
         }

@@ -9,6 +9,15 @@ use serde::{Deserialize, Serialize};
 /// four-digit years that RFC 3339 can write.
 pub const MAX_EPOCH_MILLIS: i64 = 253_402_300_799_999;
 
+/// The smallest positive integer taken as milliseconds: 100000000000 ms is
+/// 1973-03-03T09:46:40Z. A positive integer below it can only be seconds (1630052714 is
+/// 2021-08-27 in seconds, 1970-01-19 in milliseconds) and is refused; 0 is the epoch in
+/// either unit.
+pub const MIN_MILLIS: i64 = 100_000_000_000;
+
+/// The message of the CRD rule that refuses seconds.
+pub const SECONDS_MESSAGE: &str = "dateFrom looks like seconds: use milliseconds, e.g. 1630052714000 (a positive integer below 100000000000 would be before 1973-03-03T09:46:40Z in milliseconds)";
+
 pub use super::rfc3339::RFC3339_PATTERN;
 
 /// Longest string `dateFrom`: a timestamp with nanoseconds and an offset is 35 characters;
@@ -57,6 +66,11 @@ pub enum DateFromError {
     /// A negative number of milliseconds.
     #[error("dateFrom {0} is negative: epoch milliseconds must be >= 0")]
     Negative(i64),
+    /// A positive integer below [`MIN_MILLIS`]: seconds, not milliseconds.
+    #[error(
+        "dateFrom {0} looks like seconds: use milliseconds, e.g. {0}000 (as milliseconds it would be before 1973-03-03T09:46:40Z)"
+    )]
+    LooksLikeSeconds(i64),
     /// Later than [`MAX_EPOCH_MILLIS`].
     #[error("dateFrom {0} is after 9999-12-31T23:59:59.999Z")]
     TooLate(i64),
@@ -89,6 +103,9 @@ impl DateFrom {
         match self {
             Self::EpochMillis(ms) if *ms < 0 => Err(DateFromError::Negative(*ms)),
             Self::EpochMillis(ms) if *ms > MAX_EPOCH_MILLIS => Err(DateFromError::TooLate(*ms)),
+            Self::EpochMillis(ms) if *ms > 0 && *ms < MIN_MILLIS => {
+                Err(DateFromError::LooksLikeSeconds(*ms))
+            }
             Self::EpochMillis(ms) => Ok(*ms),
             Self::Timestamp(text) => parse_rfc3339(text),
         }
@@ -122,12 +139,15 @@ impl JsonSchema for DateFrom {
 
     fn json_schema(_: &mut SchemaGenerator) -> Schema {
         json_schema!({
-            "description": "Where the reset starts from (date_from of the ROMA call): UTC epoch milliseconds (an integer from 0 to 253402300799999, e.g. 1630052714000) or an RFC 3339 timestamp (e.g. \"2021-08-27T08:25:14Z\") of the same range, 1970-01-01T00:00:00Z to 9999-12-31T23:59:59.999Z. Omit it to send no date_from.",
+            "description": "Where the reset starts from (date_from of the ROMA call): UTC epoch milliseconds (an integer from 0 to 253402300799999, e.g. 1630052714000; a positive integer below 100000000000 is refused as seconds) or an RFC 3339 timestamp (e.g. \"2021-08-27T08:25:14Z\") of the same range, 1970-01-01T00:00:00Z to 9999-12-31T23:59:59.999Z. Omit it to send no date_from.",
             "x-kubernetes-int-or-string": true,
             "maxLength": MAX_DATE_FROM_LEN,
             "x-kubernetes-validations": [{
                 "rule": cel_rule(),
                 "message": "dateFrom must be epoch milliseconds from 0 to 253402300799999 or an RFC 3339 timestamp such as 2021-08-27T08:25:14Z from 1970-01-01T00:00:00Z to 9999-12-31T23:59:59.999Z"
+            }, {
+                "rule": format!("type(self) == string || self <= 0 || self >= {MIN_MILLIS}"),
+                "message": SECONDS_MESSAGE
             }]
         })
     }
@@ -160,6 +180,30 @@ mod tests {
             DateFrom::EpochMillis(MAX_EPOCH_MILLIS + 1).epoch_millis(),
             Err(DateFromError::TooLate(MAX_EPOCH_MILLIS + 1))
         );
+    }
+
+    /// Issue 15.9: `dateFrom: 1630052714` (seconds) was sent as a replay from 1970-01-19.
+    #[test]
+    fn integers_that_can_only_be_seconds_are_refused() {
+        for secs in [1, 1_630_052_714, MIN_MILLIS - 1] {
+            let err = DateFrom::EpochMillis(secs)
+                .epoch_millis()
+                .expect_err("seconds");
+            assert_eq!(err, DateFromError::LooksLikeSeconds(secs));
+            let text = err.to_string();
+            assert!(
+                text.contains("looks like seconds: use milliseconds")
+                    && text.contains(&format!("e.g. {secs}000")),
+                "{text}"
+            );
+        }
+        assert_eq!(
+            DateFrom::EpochMillis(MIN_MILLIS).epoch_millis(),
+            Ok(MIN_MILLIS)
+        );
+        assert_eq!(DateFrom::EpochMillis(0).epoch_millis(), Ok(0));
+        // The timestamp form names its instant: 1972 stays expressible that way.
+        assert_eq!(ms("1972-01-01T00:00:00Z"), Ok(63_072_000_000));
     }
 
     #[test]

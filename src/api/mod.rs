@@ -11,7 +11,9 @@ use kube::{CustomResource, CustomResourceExt, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-pub use date_from::{DateFrom, DateFromError, MAX_DATE_FROM_LEN, MAX_EPOCH_MILLIS};
+pub use date_from::{
+    DateFrom, DateFromError, MAX_DATE_FROM_LEN, MAX_EPOCH_MILLIS, MIN_MILLIS, SECONDS_MESSAGE,
+};
 pub use rfc3339::{Instant, RFC3339_PATTERN, parse as parse_rfc3339};
 pub use validation::{
     DNS1123_SUBDOMAIN_PATTERN, ID_PATTERN, MAX_ENDPOINT_LEN, MAX_ID_LEN, MAX_REGION_LEN,
@@ -158,6 +160,26 @@ pub struct SecretReference {
     pub name: String,
 }
 
+/// One version of a credentials Secret.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, Hash, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SecretVersion {
+    /// The Secret, as NAMESPACE/NAME.
+    pub secret: String,
+    /// Its metadata.resourceVersion: any change of the Secret changes it.
+    pub resource_version: String,
+}
+
+impl fmt::Display for SecretVersion {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "Secret {} (resourceVersion {})",
+            self.secret, self.resource_version
+        )
+    }
+}
+
 /// When the controller may call again after a failed attempt.
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, Hash, JsonSchema)]
 pub enum RetryPolicy {
@@ -252,6 +274,11 @@ pub struct TaskResetStatus {
     /// never reads as not executed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ambiguous_attempt: Option<u32>,
+    /// The version of the credentials Secret that the gateway rejected (401). No call is made
+    /// with it again: the controller re-reads the Secret (at nextAttemptTime) and calls only
+    /// once it holds a new version.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rejected_credentials: Option<SecretVersion>,
     /// Ready (True when Succeeded), Reconciling (while working) and Stalled (when a human is
     /// needed), each with the generation it describes.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

@@ -29,6 +29,19 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     }
 }
 
+/// A timeout: as [`parse_duration`], but longer than 0 (a 0 timeout fails every call before
+/// it is made, and `run` would record each reset as `Unknown`).
+pub fn parse_timeout(text: &str) -> Result<Duration, String> {
+    let duration = parse_duration(text)?;
+    if duration.is_zero() {
+        return Err(format!(
+            "{:?} is 0: a timeout must be longer than 0 (e.g. 60s)",
+            text.trim()
+        ));
+    }
+    Ok(duration)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -43,5 +56,16 @@ mod tests {
         for bad in ["", "30", "s", "1.5s", "-1s", "3w", "99999999999999999999d"] {
             assert!(parse_duration(bad).is_err(), "{bad}");
         }
+    }
+
+    /// Issue 15.9: `--request-timeout 0s` was accepted and every reset ended Unknown.
+    #[test]
+    fn timeouts_refuse_zero() {
+        for zero in ["0s", "0ms", "000m", "0d"] {
+            let err = parse_timeout(zero).expect_err(zero);
+            assert!(err.contains("must be longer than 0"), "{err}");
+        }
+        assert_eq!(parse_timeout("1ms"), Ok(Duration::from_millis(1)));
+        assert!(parse_timeout("1.5s").is_err());
     }
 }

@@ -16,7 +16,7 @@ use clap::{Args, ValueEnum};
 use serde_json::{Map, Value, json};
 
 use super::EXIT_USAGE;
-use super::duration::parse_duration;
+use super::duration::parse_timeout;
 use crate::api::DateFrom;
 use crate::api::is_valid_id;
 use crate::roma::{
@@ -71,10 +71,10 @@ pub struct ResetArgs {
     #[arg(long, value_name = "FILE")]
     pub ca_file: Option<PathBuf>,
     /// Limit for the whole call, e.g. 30s, 500ms, 2m.
-    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_duration)]
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_timeout)]
     pub timeout: Duration,
     /// Limit for establishing the connection.
-    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_duration)]
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_timeout)]
     pub connect_timeout: Duration,
     /// Output format.
     #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
@@ -262,4 +262,70 @@ fn json_line(request: &ResetRequest, outcome: &ResetOutcome, class: OutcomeClass
         object.insert("requestId".into(), json!(id));
     }
     Value::Object(object).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[derive(Parser)]
+    struct Wrapper {
+        #[command(flatten)]
+        args: ResetArgs,
+    }
+
+    fn args(extra: &[&str]) -> ResetArgs {
+        let base = [
+            "reset",
+            "--project-id",
+            "p",
+            "--instance-id",
+            "i",
+            "--task-id",
+            "t",
+        ];
+        Wrapper::try_parse_from(base.iter().chain(extra))
+            .expect("parse")
+            .args
+    }
+
+    /// Issue 15.9: `--date-from 1630052714` (seconds) is refused, not sent as 1970-01-19.
+    #[test]
+    fn date_from_in_seconds_is_refused() {
+        let Err(message) = prepare(args(&[
+            "--region",
+            "cn-north-4",
+            "--date-from",
+            "1630052714",
+        ])) else {
+            panic!("seconds accepted");
+        };
+        assert!(
+            message.contains("looks like seconds: use milliseconds, e.g. 1630052714000"),
+            "{message}"
+        );
+    }
+
+    /// Issue 15.9: 0 timeouts are refused when the flags are parsed.
+    #[test]
+    fn zero_timeouts_are_refused() {
+        for flag in ["--timeout", "--connect-timeout"] {
+            let base = [
+                "reset",
+                "--project-id",
+                "p",
+                "--instance-id",
+                "i",
+                "--task-id",
+                "t",
+            ];
+            let err = Wrapper::try_parse_from(base.iter().chain(&[flag, "0s"]))
+                .err()
+                .expect("refused")
+                .to_string();
+            assert!(err.contains("must be longer than 0"), "{err}");
+        }
+    }
 }

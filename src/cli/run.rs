@@ -7,11 +7,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Args;
-use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::events::Reporter;
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
-use super::duration::parse_duration;
+use super::duration::{parse_duration, parse_timeout};
 use crate::reconciler::{self, Context, LeaseConfig, Policy, RunConfig, SecretRef, limits::Limits};
 use crate::roma::{ClientConfig, EndpointPolicy, IamEndpointPolicy, RomaClient};
 use crate::telemetry::{self, Health, LogFormat, Metrics};
@@ -91,13 +91,13 @@ pub struct RunArgs {
     #[arg(long, env = "TASKRESET_MAX_ATTEMPTS", default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..))]
     pub max_attempts: u32,
 
-    /// Timeout of one reset call.
-    #[arg(long, env = "TASKRESET_REQUEST_TIMEOUT", default_value = "60s", value_parser = parse_duration)]
+    /// Timeout of one reset call (longer than 0).
+    #[arg(long, env = "TASKRESET_REQUEST_TIMEOUT", default_value = "60s", value_parser = parse_timeout)]
     pub request_timeout: Duration,
 
     /// Timeout of one IAM token exchange (IAM password credentials). The exchange and the
     /// call must both fit the pod's termination grace period.
-    #[arg(long, env = "TASKRESET_IAM_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    #[arg(long, env = "TASKRESET_IAM_TIMEOUT", default_value = "10s", value_parser = parse_timeout)]
     pub iam_timeout: Duration,
 
     /// First retry delay after a failure that did not execute; doubles per attempt.
@@ -108,12 +108,14 @@ pub struct RunArgs {
     #[arg(long, env = "TASKRESET_RETRY_MAX_DELAY", default_value = "5m", value_parser = parse_duration)]
     pub retry_max_delay: Duration,
 
-    /// Delay before trying again after the gateway rejected the credentials (401). Keep it
-    /// long: the gateway locks an access key after five failures in a row.
+    /// After the gateway rejected the credentials (401): first delay before the Secret is read
+    /// again; the delays double up to --credentials-wait-max. No call is made until the
+    /// Secret holds a new version, or 30 such delays have passed (the gateway locks an access
+    /// key after five failures in a row).
     #[arg(long, env = "TASKRESET_CREDENTIALS_RETRY_DELAY", default_value = "2m", value_parser = parse_duration)]
     pub credentials_retry_delay: Duration,
 
-    /// Longest wait between looks for a missing credentials Secret.
+    /// Longest wait between looks at a missing, ambiguous or rejected credentials Secret.
     #[arg(long, env = "TASKRESET_CREDENTIALS_WAIT_MAX", default_value = "5m", value_parser = parse_duration)]
     pub credentials_wait_max: Duration,
 
@@ -138,7 +140,7 @@ pub struct RunArgs {
     pub lease_holder: Option<String>,
 
     /// How long the Lease lasts without renewal.
-    #[arg(long, env = "TASKRESET_LEASE_DURATION", default_value = "15s", value_parser = parse_duration)]
+    #[arg(long, env = "TASKRESET_LEASE_DURATION", default_value = "15s", value_parser = parse_timeout)]
     pub lease_duration: Duration,
 
     /// Address of the /metrics, /healthz and /readyz server.
@@ -347,7 +349,7 @@ pub async fn start(
         instance: Some(args.holder()),
     };
     let ctx = Arc::new(Context {
-        recorder: Recorder::new(client.clone(), reporter),
+        recorder: reconciler::events::Events::new(client.clone(), reporter),
         ledger: crate::ledger::Ledger::new(client.clone(), args.ledger_retention),
         client,
         roma,
@@ -376,6 +378,7 @@ mod tests {
     use clap::Parser;
 
     use super::RunArgs;
+    use crate::cli::{Cli, Command};
 
     #[derive(Parser)]
     struct Wrapper {
@@ -401,5 +404,25 @@ mod tests {
             let parsed = Wrapper::try_parse_from(["run", "--namespace", good]);
             assert!(parsed.is_ok(), "{good:?} refused");
         }
+    }
+
+    /// Issue 15.9: a 0 timeout is refused when the flags are parsed, with a clear message.
+    #[test]
+    fn zero_timeouts_are_refused_at_parse_time() {
+        for flag in ["--request-timeout", "--iam-timeout", "--lease-duration"] {
+            let err = Cli::try_parse_from(["taskreset-controller", "run", flag, "0s"])
+                .expect_err(flag)
+                .to_string();
+            assert!(
+                err.contains(flag) && err.contains("must be longer than 0"),
+                "{err}"
+            );
+        }
+        let ok = Cli::try_parse_from(["taskreset-controller", "run", "--request-timeout", "5s"])
+            .expect("5s");
+        let Some(Command::Run(args)) = ok.command else {
+            panic!("run");
+        };
+        assert_eq!(args.request_timeout, std::time::Duration::from_secs(5));
     }
 }

@@ -36,7 +36,8 @@ const EXAMPLES: [(&str, &str); 2] = [
 /// Access key and secret key the simulator accepts (not secrets: they exist only here).
 const SANDBOX_AK: &str = "SANDBOXACCESSKEY0001";
 const SANDBOX_SK: &str = "sandbox-secret-key-not-a-real-one-0001";
-const SECRET_NAME: &str = "roma-credentials";
+/// The AK/SK Secret the examples name (deploy/examples/secret-aksk.yaml).
+const SECRET_NAME: &str = "roma-credentials-aksk";
 
 /// Flags of `sandbox`.
 #[derive(Debug, Clone, Args)]

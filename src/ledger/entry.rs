@@ -346,7 +346,7 @@ mod tests {
         let mut tr = TaskReset::new(
             name,
             TaskResetSpec {
-                date_from: Some(DateFrom::EpochMillis(1)),
+                date_from: Some(DateFrom::EpochMillis(1_630_052_714_000)),
                 region: Some("cn-north-4".into()),
                 run_id: run_id.map(str::to_owned),
                 ..TaskResetSpec::new("p1", "i1", "t1")
@@ -398,7 +398,7 @@ mod tests {
         assert_eq!(key(&a), key(&b), "policy knobs do not define the run");
         assert_ne!(key(&a), key(&tr("x", Some("r2"))), "runId does");
         let mut c = a.clone();
-        c.spec.date_from = Some(DateFrom::Timestamp("1970-01-01T00:00:00.001Z".into()));
+        c.spec.date_from = Some(DateFrom::Timestamp("2021-08-27T08:25:14Z".into()));
         assert_eq!(
             key(&a),
             key(&c),

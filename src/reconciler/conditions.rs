@@ -6,10 +6,12 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 
 use crate::api::Phase;
 
-/// Longest condition or status message we write; longer ones are cut on a char boundary.
-pub const MAX_MESSAGE_CHARS: usize = 1024;
+/// Longest condition, status or event message we write, in bytes (the API limits an event's
+/// note to 1 kB); longer ones are cut on a char boundary, the `...` mark included.
+pub const MAX_MESSAGE_BYTES: usize = 1024;
 
-/// Why a generation is where it is: the `reason` of the conditions, and of most events.
+/// Why a generation is where it is: the `reason` of the Ready condition and of the event that
+/// reports it (one vocabulary; docs/status.md documents every variant).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Reason {
     /// The service answered 200.
@@ -30,6 +32,8 @@ pub enum Reason {
     InvalidSpec,
     /// The credentials Secret is missing or incomplete.
     CredentialsNotFound,
+    /// The credentials Secret is ambiguous: it holds keys of more than one credential kind.
+    CredentialsInvalid,
     /// The gateway refused the credentials (401).
     CredentialsRejected,
     /// `spec.suspend` is true.
@@ -41,6 +45,43 @@ pub enum Reason {
 }
 
 impl Reason {
+    /// Every reason, in the order docs/status.md lists them.
+    pub const ALL: [Self; 14] = [
+        Self::ResetSucceeded,
+        Self::AlreadyExecuted,
+        Self::Resetting,
+        Self::RetryScheduled,
+        Self::RetriesExhausted,
+        Self::ResetFailed,
+        Self::OutcomeUnknown,
+        Self::Interrupted,
+        Self::InvalidSpec,
+        Self::CredentialsNotFound,
+        Self::CredentialsInvalid,
+        Self::CredentialsRejected,
+        Self::Suspended,
+        Self::Expired,
+    ];
+
+    /// The `action` of the event that reports this reason: what the controller did.
+    /// `Reset` only where a reset call was made.
+    pub fn action(self) -> &'static str {
+        match self {
+            Self::ResetSucceeded
+            | Self::ResetFailed
+            | Self::Resetting
+            | Self::RetryScheduled
+            | Self::RetriesExhausted
+            | Self::OutcomeUnknown
+            | Self::CredentialsRejected => "Reset",
+            Self::Interrupted => "ExpireClaim",
+            Self::InvalidSpec | Self::Expired => "Refuse",
+            Self::CredentialsNotFound | Self::CredentialsInvalid => "ReadCredentials",
+            Self::Suspended => "Suspend",
+            Self::AlreadyExecuted => "CheckLedger",
+        }
+    }
+
     /// The CamelCase string written to conditions and events.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -53,6 +94,7 @@ impl Reason {
             Self::Interrupted => "Interrupted",
             Self::InvalidSpec => "InvalidSpec",
             Self::CredentialsNotFound => "CredentialsNotFound",
+            Self::CredentialsInvalid => "CredentialsInvalid",
             Self::CredentialsRejected => "CredentialsRejected",
             Self::Suspended => "Suspended",
             Self::Expired => "Expired",
@@ -67,13 +109,18 @@ impl fmt::Display for Reason {
     }
 }
 
-/// Cut `message` to [`MAX_MESSAGE_CHARS`] characters, marking the cut.
+/// Cut `message` to at most [`MAX_MESSAGE_BYTES`] bytes on a char boundary, marking the cut
+/// with `...` (counted in the limit).
 pub fn trim_message(message: &str) -> String {
     let message = message.trim();
-    match message.char_indices().nth(MAX_MESSAGE_CHARS) {
-        Some((cut, _)) => format!("{}...", &message[..cut]),
-        None => message.to_owned(),
+    if message.len() <= MAX_MESSAGE_BYTES {
+        return message.to_owned();
     }
+    let mut cut = MAX_MESSAGE_BYTES - "...".len();
+    while !message.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    format!("{}...", &message[..cut])
 }
 
 /// The conditions for `phase`/`reason` at `generation`, keeping each condition's
@@ -210,12 +257,82 @@ mod tests {
         );
     }
 
+    /// Issue 15.6: the API limits an event note to 1,024 bytes, not characters.
     #[test]
-    fn long_messages_are_trimmed_on_a_char_boundary() {
-        let long = "é".repeat(MAX_MESSAGE_CHARS + 10);
-        let trimmed = trim_message(&long);
-        assert_eq!(trimmed.chars().count(), MAX_MESSAGE_CHARS + 3);
-        assert!(trimmed.ends_with("..."));
+    fn long_messages_are_trimmed_to_the_byte_limit_on_a_char_boundary() {
+        for long in [
+            "é".repeat(MAX_MESSAGE_BYTES),
+            "任务".repeat(MAX_MESSAGE_BYTES),
+            format!("a{}", "😀".repeat(600)),
+            "x".repeat(MAX_MESSAGE_BYTES + 1),
+        ] {
+            let trimmed = trim_message(&long);
+            assert!(
+                trimmed.len() <= MAX_MESSAGE_BYTES,
+                "{} bytes",
+                trimmed.len()
+            );
+            assert!(
+                trimmed.len() > MAX_MESSAGE_BYTES - 8,
+                "{} bytes",
+                trimmed.len()
+            );
+            assert!(trimmed.ends_with("..."));
+            assert!(long.starts_with(trimmed.trim_end_matches("...")));
+        }
+        let exact = "é".repeat(MAX_MESSAGE_BYTES / 2);
+        assert_eq!(trim_message(&exact), exact);
         assert_eq!(trim_message("  short \n"), "short");
+    }
+
+    /// Issue 15.6: every reason the controller can write is documented in docs/status.md.
+    #[test]
+    fn every_reason_is_documented() {
+        let docs = include_str!("../../docs/status.md");
+        for reason in Reason::ALL {
+            let row = format!("| `{reason}` |");
+            assert!(
+                docs.contains(&row),
+                "docs/status.md has no row for {reason}"
+            );
+        }
+        let distinct: std::collections::HashSet<_> = Reason::ALL.iter().collect();
+        assert_eq!(distinct.len(), Reason::ALL.len());
+        // `ALL` is complete: a new variant fails to compile here until it is listed.
+        for reason in Reason::ALL {
+            match reason {
+                Reason::ResetSucceeded
+                | Reason::ResetFailed
+                | Reason::Resetting
+                | Reason::RetryScheduled
+                | Reason::RetriesExhausted
+                | Reason::OutcomeUnknown
+                | Reason::Interrupted
+                | Reason::InvalidSpec
+                | Reason::CredentialsNotFound
+                | Reason::CredentialsInvalid
+                | Reason::CredentialsRejected
+                | Reason::Suspended
+                | Reason::Expired
+                | Reason::AlreadyExecuted => {}
+            }
+        }
+    }
+
+    /// Issue 15.6: `action: Reset` only where a reset call was made.
+    #[test]
+    fn actions_say_what_the_controller_did() {
+        for reason in [
+            Reason::Suspended,
+            Reason::CredentialsNotFound,
+            Reason::CredentialsInvalid,
+            Reason::InvalidSpec,
+            Reason::Expired,
+            Reason::AlreadyExecuted,
+            Reason::Interrupted,
+        ] {
+            assert_ne!(reason.action(), "Reset", "{reason}");
+        }
+        assert_eq!(Reason::RetryScheduled.action(), "Reset");
     }
 }

@@ -6,8 +6,8 @@ use std::fmt;
 use k8s_openapi::api::core::v1::Secret;
 use kube::Api;
 
-use crate::api::{TaskReset, is_dns1123_subdomain};
-use crate::roma::Credentials;
+use crate::api::{SecretVersion, TaskReset, is_dns1123_subdomain};
+use crate::roma::{Credentials, CredentialsError};
 
 /// A Secret by namespace and name (the `--default-credentials-secret` form is `ns/name`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -72,10 +72,13 @@ impl std::str::FromStr for SecretRef {
 /// names and keys only, never a value).
 #[derive(Debug)]
 pub enum Lookup {
-    /// Usable credentials.
-    Found(Credentials),
+    /// Usable credentials, and the version of the Secret they were read from.
+    Found(Credentials, SecretVersion),
     /// Nothing usable; the message says what to fix.
     Missing(String),
+    /// A Secret whose content is ambiguous (keys of more than one credential kind): the
+    /// message names the keys, never a value.
+    Invalid(String),
 }
 
 /// Which Secret holds the credentials for `tr`.
@@ -142,8 +145,15 @@ pub async fn lookup(
     for (key, value) in secret.string_data.unwrap_or_default() {
         data.entry(key).or_insert_with(|| value.into_bytes());
     }
+    let version = SecretVersion {
+        secret: secret_ref.to_string(),
+        resource_version: secret.metadata.resource_version.unwrap_or_default(),
+    };
     Ok(match Credentials::from_secret_data(&data) {
-        Ok(credentials) => Lookup::Found(credentials),
+        Ok(credentials) => Lookup::Found(credentials, version),
+        Err(err @ CredentialsError::Mixed { .. }) => {
+            Lookup::Invalid(format!("Secret {secret_ref} is not usable: {err}"))
+        }
         Err(err) => Lookup::Missing(format!("Secret {secret_ref} is not usable: {err}")),
     })
 }
@@ -270,7 +280,12 @@ mod tests {
         let allowed = lookup(&client, &tr("data", None), Some(&default))
             .await
             .expect("lookup");
-        assert!(matches!(allowed, Lookup::Found(_)), "{allowed:?}");
+        let Lookup::Found(_, version) = &allowed else {
+            panic!("{allowed:?}");
+        };
+        // Issue 15.7: the default Secret's version is known, so a 401 can be pinned to it.
+        assert_eq!(version.secret, "ops/roma");
+        assert!(!version.resource_version.is_empty(), "{version:?}");
         kube.reset_request_log();
         let refused = lookup(&client, &tr("tenant-b", None), Some(&default))
             .await

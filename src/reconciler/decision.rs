@@ -12,7 +12,7 @@ use jiff::{SignedDuration, Timestamp};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
 use super::conditions::{Reason, conditions, trim_message};
-use crate::api::{Phase, RetryPolicy, TaskReset, TaskResetStatus, ValidSpec};
+use crate::api::{Phase, RetryPolicy, SecretVersion, TaskReset, TaskResetStatus, ValidSpec};
 use crate::ledger::Entry;
 use crate::roma::{OutcomeClass, ResetOutcome};
 
@@ -32,8 +32,10 @@ pub struct Policy {
     pub credentials_retry_min: Duration,
     /// Longest delay while the credentials Secret is missing.
     pub credentials_retry_max: Duration,
-    /// Delay after the gateway rejected the credentials (long: the gateway locks an access key
-    /// after five failures in a row).
+    /// First delay before the Secret is read again after the gateway rejected the credentials;
+    /// it doubles (with the time since the rejection) up to `credentials_retry_max`. No call
+    /// is made until the Secret holds a new version (the gateway locks an access key after
+    /// five failures in a row).
     pub credentials_rejected_retry: Duration,
 }
 
@@ -56,10 +58,17 @@ impl Default for Policy {
 pub struct Note {
     /// Warning (true) or Normal.
     pub warning: bool,
-    /// CamelCase reason, e.g. `ResetSucceeded`.
-    pub reason: &'static str,
+    /// The reason: the same as the Ready condition's reason of the status it reports.
+    pub reason: Reason,
     /// Human-readable text; never holds a secret (it is built from status fields).
     pub message: String,
+}
+
+impl Note {
+    /// The event's action: what the controller did ([`Reason::action`]).
+    pub fn action(&self) -> &'static str {
+        self.reason.action()
+    }
 }
 
 /// A status write, with what follows it.
@@ -89,6 +98,9 @@ pub struct Attempt {
     /// the ledger's word once the attempt is reserved): with `retryPolicy: Always` the attempt
     /// goes ahead, but its failure still reads "may have executed".
     pub ambiguous_before: Option<u32>,
+    /// The version of the credentials Secret the call is made with (set once it is read):
+    /// a 401 records it as rejected.
+    pub credentials: Option<SecretVersion>,
 }
 
 /// What to do about an object now.
@@ -196,7 +208,7 @@ pub fn decide(tr: &TaskReset, now: Timestamp, policy: &Policy) -> Decision {
             ),
             note: Some(Note {
                 warning: false,
-                reason: Reason::Suspended.as_str(),
+                reason: Reason::Suspended,
                 message: message.to_owned(),
             }),
             requeue: None,
@@ -235,6 +247,7 @@ pub fn decide(tr: &TaskReset, now: Timestamp, policy: &Policy) -> Decision {
         spec,
         retry_of: status.attempts.filter(|_| retried),
         ambiguous_before: status.ambiguous_attempt,
+        credentials: None,
     })
 }
 
@@ -263,8 +276,8 @@ fn claim_in_flight(
     Decision::Write(Update {
         note: Some(Note {
             warning: true,
-            reason: "ResetInterrupted",
-            message: message.clone(),
+            reason: Reason::Interrupted,
+            message: trim_message(&message),
         }),
         status: finish(
             status,
@@ -289,7 +302,7 @@ fn terminal(
         status: finish(status, generation, Phase::Failed, reason, message, now),
         note: Some(Note {
             warning: true,
-            reason: reason.as_str(),
+            reason,
             message: trim_message(message),
         }),
         requeue: None,
@@ -312,11 +325,14 @@ pub fn invalid_spec(tr: &TaskReset, message: &str, now: Timestamp) -> Update {
     invalid_spec_update(status, generation, message, now)
 }
 
-/// The credentials Secret is missing or incomplete: `Pending`/`CredentialsNotFound`, looked
-/// at again after a delay that grows with the time spent waiting. Written only on the
-/// transition (or a new message), so waiting costs no writes.
+/// The credentials Secret is missing or incomplete (`reason` `CredentialsNotFound`) or holds
+/// keys of several kinds (`CredentialsInvalid`): `Pending`, looked at again after a delay that
+/// grows with the time spent waiting. The transition (or a new message) is written with an
+/// event; each later look only moves `nextAttemptTime` to the next look (no event), so it
+/// never goes stale and the writes thin out as the delay doubles.
 pub fn credentials_missing(
     tr: &TaskReset,
+    reason: Reason,
     message: &str,
     now: Timestamp,
     policy: &Policy,
@@ -324,7 +340,7 @@ pub fn credentials_missing(
     let (generation, status, current) = current_status(tr);
     let ready = status.conditions.iter().find(|c| c.type_ == "Ready");
     let waiting_since = ready
-        .filter(|c| current && c.reason == Reason::CredentialsNotFound.as_str())
+        .filter(|c| current && c.reason == reason.as_str())
         .map(|c| c.last_transition_time.0);
     let waited = waiting_since.map_or(Duration::ZERO, |since| until(now, since));
     let delay = waited.clamp(policy.credentials_retry_min, policy.credentials_retry_max);
@@ -332,26 +348,69 @@ pub fn credentials_missing(
         && status.phase == Some(Phase::Pending)
         && ready.is_some_and(|c| c.message == trim_message(message));
     if unchanged {
-        return Decision::Wait(delay);
+        return next_look(status, now, delay);
     }
-    let mut status = transition(
-        status,
-        generation,
-        Phase::Pending,
-        Reason::CredentialsNotFound,
-        message,
-        now,
-    );
+    let mut status = transition(status, generation, Phase::Pending, reason, message, now);
     status.next_attempt_time = Some(Time(after(now, delay)));
     Decision::Write(Update {
         status,
         note: Some(Note {
             warning: true,
-            reason: Reason::CredentialsNotFound.as_str(),
+            reason,
             message: trim_message(message),
         }),
         requeue: Some(delay),
     })
+}
+
+/// Still waiting while `Pending`: wait for a `nextAttemptTime` still ahead, else move it to
+/// the next look (`delay` from now) without an event.
+fn next_look(mut status: TaskResetStatus, now: Timestamp, delay: Duration) -> Decision {
+    if let Some(next) = &status.next_attempt_time
+        && next.0 > now
+    {
+        return Decision::Wait(until(next.0, now));
+    }
+    status.next_attempt_time = Some(Time(after(now, delay)));
+    Decision::Write(Update {
+        status,
+        note: None,
+        requeue: Some(delay),
+    })
+}
+
+/// How many `credentials_rejected_retry` delays after a 401 the same Secret version is tried
+/// once more (1 h at the default 2 m): a 401 can also be fixed outside the Secret (a key
+/// re-enabled in IAM, a gateway lock lifted) or be the gateway's mistake.
+pub const REJECTED_RECHECK_FACTOR: u32 = 30;
+
+/// The credentials were read: `None` to go ahead with the call, or, when the gateway already
+/// rejected this very version of the Secret (`status.rejectedCredentials`), no call: the
+/// Secret is read again after a delay that doubles from `credentials_rejected_retry` (the
+/// time since the rejected call, at least that) up to `credentials_retry_max`. The same
+/// version is called with again only [`REJECTED_RECHECK_FACTOR`] times
+/// `credentials_rejected_retry` after the rejected call.
+pub fn credentials_found(
+    tr: &TaskReset,
+    version: &SecretVersion,
+    now: Timestamp,
+    policy: &Policy,
+) -> Option<Decision> {
+    let (_, status, current) = current_status(tr);
+    if !current || status.rejected_credentials.as_ref() != Some(version) {
+        return None;
+    }
+    let rejected_at = status.last_attempt_time.as_ref().map_or(now, |t| t.0);
+    let base = policy.credentials_rejected_retry;
+    let recheck = base.saturating_mul(REJECTED_RECHECK_FACTOR);
+    let since = until(now, rejected_at);
+    if since >= recheck {
+        return None;
+    }
+    let delay = since
+        .clamp(base, policy.credentials_retry_max.max(base))
+        .min(recheck - since);
+    Some(next_look(status, now, delay))
 }
 
 /// The execution ledger shows that another object, or another generation of this one, already
@@ -387,7 +446,7 @@ pub fn already_executed(tr: &TaskReset, entry: &Entry, now: Timestamp) -> Update
     Update {
         note: Some(Note {
             warning: phase != Phase::Succeeded,
-            reason: Reason::AlreadyExecuted.as_str(),
+            reason: Reason::AlreadyExecuted,
             message: trim_message(&message),
         }),
         status: transition(
@@ -470,25 +529,30 @@ pub fn record(
         .or((class == OutcomeClass::Ambiguous).then_some(n));
     let retry_in = retry_allowed && n < policy.max_attempts;
     let rerun_hint = "Check the task in ROMA Connect, then set a new spec.runId to run it again";
-    // (phase, reason, message, event reason, delay before the next attempt)
-    let (phase, reason, message, event, retry_in) = match (class, attempt.ambiguous_before) {
+    // (phase, reason, message, delay before the next attempt); the event's reason is the
+    // condition's.
+    let (phase, reason, message, retry_in) = match (class, attempt.ambiguous_before) {
         (OutcomeClass::Succeeded, _) => (
             Phase::Succeeded,
             Reason::ResetSucceeded,
             status.message.clone().unwrap_or_default(),
-            "ResetSucceeded",
             None,
         ),
-        (OutcomeClass::CredentialsRejected, _) => (
-            Phase::Pending,
-            Reason::CredentialsRejected,
-            format!(
-                "the gateway rejected the credentials ({detail}); fix the Secret: attempt {} is due at the next retry",
-                n + 1
-            ),
-            "CredentialsRejected",
-            Some(policy.credentials_rejected_retry),
-        ),
+        (OutcomeClass::CredentialsRejected, _) => {
+            status.rejected_credentials = attempt.credentials.clone();
+            let secret = attempt
+                .credentials
+                .as_ref()
+                .map_or_else(|| "the Secret".to_owned(), ToString::to_string);
+            (
+                Phase::Pending,
+                Reason::CredentialsRejected,
+                format!(
+                    "attempt {n}: the gateway rejected the credentials of {secret} ({detail}). No call is made with them again: fix the Secret; the controller reads it again at nextAttemptTime and calls once it has changed"
+                ),
+                Some(policy.credentials_rejected_retry),
+            )
+        }
         (OutcomeClass::Retryable | OutcomeClass::Ambiguous, earlier) if retry_in => {
             let delay = retry_delay(n, policy, jitter);
             let earlier = earlier.map_or_else(String::new, |k| {
@@ -502,7 +566,6 @@ pub fn record(
                     policy.max_attempts,
                     after(now, delay)
                 ),
-                "ResetRetrying",
                 Some(delay),
             )
         }
@@ -512,7 +575,6 @@ pub fn record(
             format!(
                 "attempt {n} may or may not have reset the task ({detail}); it will not be repeated. {rerun_hint}"
             ),
-            "ResetInterrupted",
             None,
         ),
         // "May have executed" is never downgraded: after an ambiguous attempt (retryPolicy
@@ -523,16 +585,11 @@ pub fn record(
             format!(
                 "attempt {n} did not execute ({detail}), but attempt {k} may have reset the task; it will not be repeated. {rerun_hint}"
             ),
-            "ResetInterrupted",
             None,
         ),
-        (OutcomeClass::Rejected, None) => (
-            Phase::Failed,
-            Reason::ResetFailed,
-            detail.clone(),
-            "ResetFailed",
-            None,
-        ),
+        (OutcomeClass::Rejected, None) => {
+            (Phase::Failed, Reason::ResetFailed, detail.clone(), None)
+        }
         (OutcomeClass::Retryable, None) => (
             Phase::Failed,
             Reason::RetriesExhausted,
@@ -541,7 +598,6 @@ pub fn record(
             } else {
                 format!("{n} attempts failed without executing; the last: {detail}")
             },
-            "ResetFailed",
             None,
         ),
     };
@@ -556,7 +612,7 @@ pub fn record(
         status,
         note: Some(Note {
             warning: phase != Phase::Succeeded,
-            reason: event,
+            reason,
             message: trim_message(if phase == Phase::Succeeded {
                 &detail
             } else {

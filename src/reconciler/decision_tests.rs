@@ -160,6 +160,7 @@ fn missing_credentials_park_the_object_pending_with_growing_waits() {
     let tr = object(1, None);
     let update = write(credentials_missing(
         &tr,
+        Reason::CredentialsNotFound,
         "Secret data/roma not found",
         now(),
         &policy(),
@@ -169,12 +170,38 @@ fn missing_credentials_park_the_object_pending_with_growing_waits() {
     assert!(has(&update.status, "Reconciling"));
     assert_eq!(update.requeue, Some(Duration::from_secs(5)));
 
-    // The same message later: no write, a longer wait.
+    // The same message at the next look (issue 15.8: nextAttemptTime went stale): only
+    // nextAttemptTime moves, to the next look, a longer wait away; no event.
     let tr = object(1, Some(update.status));
     let later = ts("2026-11-29T12:01:00Z");
+    let look = write(credentials_missing(
+        &tr,
+        Reason::CredentialsNotFound,
+        "Secret data/roma not found",
+        later,
+        &policy(),
+    ));
+    assert_eq!(look.requeue, Some(Duration::from_secs(60)));
     assert_eq!(
-        credentials_missing(&tr, "Secret data/roma not found", later, &policy()),
-        Decision::Wait(Duration::from_secs(60))
+        look.status.next_attempt_time,
+        Some(Time(ts("2026-11-29T12:02:00Z")))
+    );
+    assert_eq!(look.note, None);
+    assert_eq!(
+        look.status.conditions,
+        tr.status.as_ref().expect("status").conditions
+    );
+    // Looked at again before that: only a wait, no write.
+    let tr_look = object(1, Some(look.status));
+    assert_eq!(
+        credentials_missing(
+            &tr_look,
+            Reason::CredentialsNotFound,
+            "Secret data/roma not found",
+            ts("2026-11-29T12:01:30Z"),
+            &policy()
+        ),
+        Decision::Wait(Duration::from_secs(30))
     );
     // Before nextAttemptTime, decide only waits.
     let Decision::Wait(wait) = decide(&tr, ts("2026-11-29T12:00:02Z"), &policy()) else {
@@ -185,6 +212,7 @@ fn missing_credentials_park_the_object_pending_with_growing_waits() {
     assert!(matches!(
         credentials_missing(
             &tr,
+            Reason::CredentialsNotFound,
             "Secret data/roma is not usable: no token",
             later,
             &policy()
@@ -258,7 +286,7 @@ fn success_records_the_message_and_ends_ready() {
     assert!(!has(s, "Reconciling") && !has(s, "Stalled"));
     assert_eq!(update.requeue, None);
     let note = update.note.expect("event");
-    assert_eq!((note.warning, note.reason), (false, "ResetSucceeded"));
+    assert_eq!((note.warning, note.reason), (false, Reason::ResetSucceeded));
 }
 
 #[test]
@@ -276,7 +304,7 @@ fn a_service_rejection_is_terminal_with_its_code() {
     assert_eq!(s.http_status, Some(400));
     assert_eq!(ready(s), ("False", "ResetFailed"));
     assert!(has(s, "Stalled"));
-    assert_eq!(update.note.expect("event").reason, "ResetFailed");
+    assert_eq!(update.note.expect("event").reason, Reason::ResetFailed);
 }
 
 #[test]
@@ -296,7 +324,10 @@ fn retryable_failures_back_off_until_attempts_run_out() {
         update.status.next_attempt_time,
         Some(Time(ts("2026-11-29T12:00:02Z")))
     );
-    assert_eq!(update.note.as_ref().expect("event").reason, "ResetRetrying");
+    assert_eq!(
+        update.note.as_ref().expect("event").reason,
+        Reason::RetryScheduled
+    );
 
     let last = recorded(
         throttled(),
@@ -379,12 +410,105 @@ fn rejected_credentials_wait_long_and_stay_pending() {
     assert_eq!(ready(&update.status), ("Unknown", "CredentialsRejected"));
     assert_eq!(update.requeue, Some(Duration::from_secs(120)));
     assert_eq!(update.status.http_status, Some(401));
-    // After the delay, a new attempt is due (a fixed Secret is picked up with no spec change).
+    // After the delay, the Secret is read again (a fixed Secret is picked up with no spec
+    // change).
     let tr = object(1, Some(update.status));
     assert_eq!(
         attempt_of(decide(&tr, ts("2026-11-29T12:02:00Z"), &policy())).number,
         2
     );
+}
+
+/// Issue 15.7: a 401 is a fact about one version of the Secret. It is recorded; the same
+/// version is never called with again (the Secret is re-read on a doubling, bounded delay,
+/// `nextAttemptTime` telling when); a new version is called with. No "attempt 19 is due".
+#[test]
+fn a_rejected_secret_version_is_never_called_with_again() {
+    let v7 = SecretVersion {
+        secret: "data/roma".into(),
+        resource_version: "7".into(),
+    };
+    let tr = object(1, None);
+    let mut attempt = attempt_of(decide(&tr, now(), &policy()));
+    attempt.credentials = Some(v7.clone());
+    let claimed = claim(&tr, &attempt, now());
+    let rejected = http_error(
+        401,
+        "APIGW.0301",
+        "Incorrect IAM authentication information",
+        true,
+    );
+    let update = record(
+        &claimed,
+        &attempt,
+        &rejected,
+        OutcomeClass::CredentialsRejected,
+        now(),
+        &policy(),
+        0.5,
+    );
+    assert_eq!(update.status.rejected_credentials.as_ref(), Some(&v7));
+    assert_eq!(update.status.attempts, Some(1));
+    let message = &update.note.as_ref().expect("event").message;
+    assert!(
+        message.contains("Secret data/roma (resourceVersion 7)"),
+        "{message}"
+    );
+    assert!(
+        !message.contains("is due") && !message.contains("attempt 2"),
+        "{message}"
+    );
+    assert_eq!(
+        update.note.as_ref().expect("event").reason,
+        Reason::CredentialsRejected
+    );
+
+    // Each look at the same version: no call, the next look further away (2m, 4m, then the
+    // 5m cap), nextAttemptTime moved, no event.
+    let mut tr = object(1, Some(update.status));
+    let mut at = ts("2026-11-29T12:02:00Z");
+    for (expected, next) in [
+        (120, "2026-11-29T12:04:00Z"),
+        (240, "2026-11-29T12:08:00Z"),
+        (300, "2026-11-29T12:13:00Z"),
+        (300, "2026-11-29T12:18:00Z"),
+    ] {
+        let attempt = attempt_of(decide(&tr, at, &policy()));
+        assert_eq!(attempt.number, 2, "the count of calls stays honest");
+        let look = write(credentials_found(&tr, &v7, at, &policy()).expect("no call"));
+        assert_eq!(look.requeue, Some(Duration::from_secs(expected)));
+        assert_eq!(look.status.next_attempt_time, Some(Time(ts(next))));
+        assert_eq!(look.note, None);
+        assert_eq!(look.status.attempts, Some(1));
+        assert_eq!(look.status.phase, Some(Phase::Pending));
+        tr = object(1, Some(look.status));
+        assert!(matches!(decide(&tr, at, &policy()), Decision::Wait(_)));
+        at = ts(next);
+    }
+    // The same version, once the bounded recheck (30 x 2m) is reached: called with once more.
+    let look =
+        write(credentials_found(&tr, &v7, ts("2026-11-29T12:58:00Z"), &policy()).expect("no call"));
+    assert_eq!(
+        look.requeue,
+        Some(Duration::from_secs(120)),
+        "capped at the recheck"
+    );
+    assert_eq!(
+        credentials_found(&tr, &v7, ts("2026-11-29T13:00:00Z"), &policy()),
+        None
+    );
+    // A new version of the Secret (any edit): called with.
+    let v8 = SecretVersion {
+        resource_version: "8".into(),
+        ..v7.clone()
+    };
+    assert_eq!(credentials_found(&tr, &v8, at, &policy()), None);
+    // The default Secret's versions are compared the same way (another Secret is another).
+    let other = SecretVersion {
+        secret: "ops/roma".into(),
+        ..v7
+    };
+    assert_eq!(credentials_found(&tr, &other, at, &policy()), None);
 }
 
 // Row 6: a claim left behind.
@@ -421,7 +545,7 @@ fn a_young_claim_is_waited_on_and_an_old_one_is_interrupted() {
     );
     assert_eq!(ready(&update.status), ("False", "Interrupted"));
     assert_eq!(update.status.attempts, Some(2), "no new attempt is counted");
-    assert_eq!(update.note.expect("event").reason, "ResetInterrupted");
+    assert_eq!(update.note.expect("event").reason, Reason::Interrupted);
 }
 
 // Row 7: metadata-only edits.
@@ -583,4 +707,58 @@ fn the_ledger_records_not_executed_only_for_provably_unsent_or_rejected_calls() 
     ] {
         assert_eq!(ledger_outcome(class, &attempt), expected, "{class:?}");
     }
+}
+
+/// Issue 15.6: the event's reason is the Ready condition's, for every recorded outcome (a
+/// timeout read `ResetInterrupted`, `retryPolicy: Never` `ResetFailed` under
+/// `RetriesExhausted`).
+#[test]
+fn every_event_reason_is_the_ready_reason() {
+    let timeout = || ResetOutcome::Ambiguous {
+        reason: "timed out".into(),
+    };
+    let refused = || ResetOutcome::NotSent {
+        reason: "connection refused".into(),
+    };
+    let cases = [
+        recorded(
+            timeout(),
+            OutcomeClass::Ambiguous,
+            RetryPolicy::OnTransientError,
+            1,
+        ),
+        recorded(refused(), OutcomeClass::Retryable, RetryPolicy::Never, 1),
+        recorded(
+            refused(),
+            OutcomeClass::Retryable,
+            RetryPolicy::OnTransientError,
+            1,
+        ),
+        recorded(
+            refused(),
+            OutcomeClass::Retryable,
+            RetryPolicy::OnTransientError,
+            3,
+        ),
+        recorded(
+            http_error(400, "FDI.3150", "The task list is empty.", true),
+            OutcomeClass::Rejected,
+            RetryPolicy::OnTransientError,
+            1,
+        ),
+        recorded(
+            http_error(401, "APIGW.0301", "Incorrect", true),
+            OutcomeClass::CredentialsRejected,
+            RetryPolicy::OnTransientError,
+            1,
+        ),
+    ];
+    for update in cases {
+        let note = update.note.expect("an event");
+        assert_eq!(note.reason.as_str(), ready(&update.status).1);
+    }
+    let never = recorded(refused(), OutcomeClass::Retryable, RetryPolicy::Never, 1);
+    assert_eq!(never.note.expect("event").reason, Reason::RetriesExhausted);
+    let unknown = recorded(timeout(), OutcomeClass::Ambiguous, RetryPolicy::Never, 1);
+    assert_eq!(unknown.note.expect("event").reason, Reason::OutcomeUnknown);
 }

@@ -7,6 +7,7 @@ mod cache;
 pub mod conditions;
 pub mod credentials;
 pub mod decision;
+pub mod events;
 mod leader;
 pub mod limits;
 mod reconcile;
@@ -15,7 +16,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
-use kube::runtime::events::Recorder;
 use kube::runtime::{Controller, WatchStreamExt, controller, reflector, watcher};
 use kube::{Api, Client};
 use tokio_util::sync::CancellationToken;
@@ -122,7 +122,7 @@ pub struct Context {
     /// Concurrency, per-target and rate limits.
     pub limits: Arc<Limits>,
     /// Publishes events.k8s.io events.
-    pub recorder: Recorder,
+    pub recorder: events::Events,
     /// Metrics.
     pub metrics: Arc<Metrics>,
     /// Cancelled on the stop signal or the loss of the lease: from then on nothing new is

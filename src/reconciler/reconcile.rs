@@ -7,11 +7,10 @@ use jiff::Timestamp;
 use kube::api::PostParams;
 use kube::core::DeserializeGuard;
 use kube::runtime::controller::Action;
-use kube::runtime::events::{Event, EventType};
 use kube::{Api, Resource, ResourceExt};
 use tracing::{debug, info, warn};
 
-use super::conditions::Reason;
+use super::conditions::{Reason, trim_message};
 use super::credentials::{self, Lookup};
 use super::decision::{self, Attempt, Decision, Note, Update};
 use super::limits::{CallPermit, Target, Waiter};
@@ -39,11 +38,11 @@ pub async fn reconcile(
             let reference = obj.object_ref(&());
             let note = Note {
                 warning: true,
-                reason: Reason::InvalidSpec.as_str(),
-                message: format!(
+                reason: Reason::InvalidSpec,
+                message: trim_message(&format!(
                     "the object does not match the TaskReset schema and is skipped: {}",
                     invalid.error
-                ),
+                )),
             };
             publish(&ctx, &reference, &note).await;
             Ok(Action::await_change())
@@ -109,6 +108,15 @@ async fn apply(tr: &TaskReset, update: Update, ctx: &Context) -> Result<Action, 
     }
 }
 
+/// Carry out a decision made without a call after the credentials were read.
+async fn carry_out(tr: &TaskReset, decision: Decision, ctx: &Context) -> Result<Action, Error> {
+    match decision {
+        Decision::Write(update) => apply(tr, update, ctx).await,
+        Decision::Wait(delay) => Ok(requeue(Some(delay))),
+        Decision::Idle | Decision::Attempt(_) => Ok(Action::await_change()),
+    }
+}
+
 /// Nothing more this term: the stop signal came or the lease was lost. The next leader (or
 /// this process's next term) lists the object again.
 fn stopped() -> Action {
@@ -159,14 +167,27 @@ async fn attempt_reset(
             context: "reading the credentials Secret",
             source,
         })? {
-        Lookup::Found(credentials) => credentials,
-        Lookup::Missing(message) => {
-            return match decision::credentials_missing(tr, &message, Timestamp::now(), &ctx.policy)
+        Lookup::Found(credentials, version) => {
+            // A version of the Secret the gateway already rejected is never called with again.
+            if let Some(wait) =
+                decision::credentials_found(tr, &version, Timestamp::now(), &ctx.policy)
             {
-                Decision::Write(update) => apply(tr, update, ctx).await,
-                Decision::Wait(delay) => Ok(requeue(Some(delay))),
-                Decision::Idle | Decision::Attempt(_) => Ok(Action::await_change()),
-            };
+                return carry_out(tr, wait, ctx).await;
+            }
+            attempt.credentials = Some(version);
+            credentials
+        }
+        Lookup::Missing(message) => {
+            let reason = Reason::CredentialsNotFound;
+            let wait =
+                decision::credentials_missing(tr, reason, &message, Timestamp::now(), &ctx.policy);
+            return carry_out(tr, wait, ctx).await;
+        }
+        Lookup::Invalid(message) => {
+            let reason = Reason::CredentialsInvalid;
+            let wait =
+                decision::credentials_missing(tr, reason, &message, Timestamp::now(), &ctx.policy);
+            return carry_out(tr, wait, ctx).await;
         }
     };
     if ctx.stop.is_cancelled() {
@@ -449,18 +470,7 @@ async fn publish(
     reference: &k8s_openapi::api::core::v1::ObjectReference,
     note: &Note,
 ) {
-    let event = Event {
-        type_: if note.warning {
-            EventType::Warning
-        } else {
-            EventType::Normal
-        },
-        reason: note.reason.to_owned(),
-        note: Some(note.message.clone()),
-        action: "Reset".to_owned(),
-        secondary: None,
-    };
-    if let Err(error) = ctx.recorder.publish(&event, reference).await {
-        debug!(%error, reason = note.reason, "could not publish the event");
+    if let Err(error) = ctx.recorder.publish(note, reference).await {
+        debug!(%error, reason = note.reason.as_str(), "could not publish the event");
     }
 }

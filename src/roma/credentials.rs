@@ -6,7 +6,8 @@
 //! | `accessKey`, `secretKey` (+ `securityToken`) | `ROMA_ACCESS_KEY`, `ROMA_SECRET_KEY` (+ `ROMA_SECURITY_TOKEN`) | SDK-HMAC-SHA256 signing |
 //! | `username`, `password`, `domainName` (+ `iamEndpoint`) | `ROMA_USERNAME`, `ROMA_PASSWORD`, `ROMA_DOMAIN_NAME` (+ `ROMA_IAM_ENDPOINT`) | IAM password token exchange |
 //!
-//! When several complete sets are present, the first of this table wins. Values are trimmed
+//! Keys of more than one kind (e.g. a `token` next to an `accessKey`) are refused as
+//! [`CredentialsError::Mixed`]: which one was meant cannot be known. Values are trimmed
 //! (Secrets made from files often end with a newline); an empty value counts as absent. A
 //! value sent in an HTTP header (token, access key, security token) must be one line of
 //! visible ASCII characters: anything else is an error here, so that no request is made with
@@ -29,6 +30,15 @@ pub enum CredentialsError {
         password = .0.password, domain = .0.domain_name
     )]
     Missing(&'static KeyNames),
+    /// Keys of more than one credential kind are present: which was meant is unknown.
+    #[error(
+        "holds keys of more than one kind of credentials ({}): keep the keys of one kind only",
+        keys.join(", ")
+    )]
+    Mixed {
+        /// The keys found (names only).
+        keys: Vec<&'static str>,
+    },
     /// Some keys of a set are present, others are missing.
     #[error("incomplete {kind} credentials: missing {}", missing.join(", "))]
     Incomplete {
@@ -179,6 +189,26 @@ impl Credentials {
             }
             Ok(value)
         };
+        let present = |key: &'static str| lookup(key).is_some_and(|v| !v.trim_ascii().is_empty());
+        let kinds = [
+            vec![names.token],
+            vec![names.access_key, names.secret_key, names.security_token],
+            vec![
+                names.username,
+                names.password,
+                names.domain_name,
+                names.iam_endpoint,
+            ],
+        ];
+        let found: Vec<Vec<&'static str>> = kinds
+            .iter()
+            .map(|keys| keys.iter().copied().filter(|k| present(k)).collect())
+            .collect();
+        if found.iter().filter(|keys| !keys.is_empty()).count() > 1 {
+            return Err(CredentialsError::Mixed {
+                keys: found.into_iter().flatten().collect(),
+            });
+        }
         if let Some(token) = header_value(names.token)? {
             return Ok(Self::Token(token.into()));
         }
@@ -396,6 +426,44 @@ mod tests {
             err,
             CredentialsError::InvalidIamEndpoint { key: "iamEndpoint" }
         );
+    }
+
+    /// Issue 15.9: a token next to AK/SK (or a password) used to win silently.
+    #[test]
+    fn mixed_credential_kinds_are_refused_naming_keys_only() {
+        for (pairs, keys) in [
+            (
+                vec![
+                    ("token", "TOK-SECRET"),
+                    ("accessKey", "AK"),
+                    ("secretKey", "SK-SECRET"),
+                ],
+                "token, accessKey, secretKey",
+            ),
+            (
+                vec![("token", "TOK-SECRET"), ("password", "PW-SECRET")],
+                "token, password",
+            ),
+            (
+                vec![
+                    ("accessKey", "AK"),
+                    ("secretKey", "SK-SECRET"),
+                    ("username", "u"),
+                    ("password", "PW-SECRET"),
+                    ("domainName", "d"),
+                ],
+                "accessKey, secretKey, username, password, domainName",
+            ),
+        ] {
+            let err = Credentials::from_secret_data(&data(&pairs)).expect_err("mixed");
+            let text = err.to_string();
+            assert!(matches!(err, CredentialsError::Mixed { .. }), "{text}");
+            assert!(text.contains(&format!("({keys})")), "{text}");
+            assert!(!text.contains("SECRET"), "{text}");
+        }
+        // An empty key of another kind is absent, as everywhere.
+        let ok = Credentials::from_secret_data(&data(&[("token", "t"), ("accessKey", " ")]));
+        assert_eq!(ok.map(|c| c.kind()), Ok("token"));
     }
 
     #[test]
