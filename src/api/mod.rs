@@ -246,9 +246,13 @@ pub struct TaskResetStatus {
     pub error_message: Option<String>,
     /// HTTP status of the last answer.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    // kube-apiserver knows int32/int64, not Rust's uint16/uint32 (it warns on install).
+    #[schemars(extend("format" = "int32"))]
     pub http_status: Option<u16>,
     /// Calls made (or claimed) for this generation.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    // kube-apiserver knows int32/int64, not Rust's uint16/uint32 (it warns on install).
+    #[schemars(extend("format" = "int64"))]
     pub attempts: Option<u32>,
     /// The date_from actually sent, in UTC epoch milliseconds; absent when none was sent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -273,6 +277,8 @@ pub struct TaskResetStatus {
     /// task). Set when `retryPolicy: Always` retries after it; from then on the generation
     /// never reads as not executed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    // kube-apiserver knows int32/int64, not Rust's uint16/uint32 (it warns on install).
+    #[schemars(extend("format" = "int64"))]
     pub ambiguous_attempt: Option<u32>,
     /// The version of the credentials Secret that the gateway rejected (401). No call is made
     /// with it again: the controller re-reads the Secret (at nextAttemptTime) and calls only
