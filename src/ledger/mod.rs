@@ -93,6 +93,21 @@ const WRITE_LOCKS: usize = 64;
 /// The last known version of the shards behind one lock, by (namespace, ConfigMap name).
 type KnownShards = HashMap<(String, String), ConfigMap>;
 
+/// Most shard copies kept behind one lock (so at most `WRITE_LOCKS` times this many in all,
+/// whatever the number of namespaces, deleted ones included). A copy only saves a read.
+const KNOWN_PER_LOCK: usize = 8;
+
+/// Keep `cm` as the last known version of `shard`, forgetting another copy when full.
+fn remember(known: &mut KnownShards, shard: (String, String), cm: ConfigMap) {
+    if known.len() >= KNOWN_PER_LOCK
+        && !known.contains_key(&shard)
+        && let Some(oldest) = known.keys().next().cloned()
+    {
+        known.remove(&oldest);
+    }
+    known.insert(shard, cm);
+}
+
 /// The ledger of every namespace, reached through the Kubernetes API.
 #[derive(Clone)]
 pub struct Ledger {
@@ -255,7 +270,7 @@ impl Ledger {
                     continue;
                 }
                 if let Some(cm) = current {
-                    known.insert(shard, cm);
+                    remember(&mut known, shard, cm);
                 }
                 return Ok(());
             }
@@ -292,7 +307,7 @@ impl Ledger {
             match result {
                 Ok(mut written) => {
                     written.metadata.managed_fields = None;
-                    known.insert(shard, written);
+                    remember(&mut known, shard, written);
                     return Ok(());
                 }
                 Err(kube::Error::Api(status)) if status.code == 409 => continue,
@@ -311,5 +326,23 @@ impl Ledger {
             namespace: key.namespace.clone(),
             configmap: name,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Issue 11.6: the shard copies stay bounded however many namespaces (deleted ones
+    /// included) the controller has written to.
+    #[test]
+    fn shard_copies_are_bounded() {
+        let mut known = KnownShards::new();
+        for ns in 0..1000 {
+            let shard = (format!("ns-{ns}"), "taskreset-ledger-0".to_owned());
+            remember(&mut known, shard, ConfigMap::default());
+        }
+        assert_eq!(known.len(), KNOWN_PER_LOCK);
+        assert!(known.contains_key(&("ns-999".to_owned(), "taskreset-ledger-0".to_owned())));
     }
 }
