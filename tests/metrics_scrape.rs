@@ -23,22 +23,6 @@ const TEXT_ACCEPT: &str = "text/plain;version=0.0.4;q=1,*/*;q=0.1";
 const TEXT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 const OPENMETRICS_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
-/// The metrics address the process logged at start-up.
-async fn metrics_addr(env: &Env, log: &str) -> String {
-    let deadline = Instant::now() + WAIT;
-    loop {
-        let text = env.log(log);
-        if let Some(rest) = text.split("metrics=").nth(1) {
-            return rest.split_whitespace().next().unwrap().to_owned();
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no start-up line in {log}:\n{text}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
 /// GET `/metrics` with this `Accept` header (none: `None`): content type and body.
 async fn scrape(addr: &str, accept: Option<&str>) -> (String, String) {
     let mut request = reqwest::Client::new().get(format!("http://{addr}/metrics"));
@@ -129,7 +113,7 @@ fn promtool_check_metrics(text: &str) -> Option<(bool, String)> {
 async fn a_real_scrape_is_valid_prometheus_text_with_every_outcome() {
     let env = Env::new().await;
     let child = env.spawn_binary(&[], "scrape.log");
-    let addr = metrics_addr(&env, "scrape.log").await;
+    let addr = env.metrics_addr("scrape.log").await;
 
     // Before any call: every outcome series exists, at 0.
     let (_, fresh) = scrape(&addr, Some(TEXT_ACCEPT)).await;

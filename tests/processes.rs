@@ -14,22 +14,6 @@ use taskreset_simulators::roma::Step;
 
 const WAIT: Duration = Duration::from_secs(30);
 
-/// The metrics address the process logged at start-up.
-async fn metrics_addr(env: &Env, log: &str) -> String {
-    let deadline = Instant::now() + WAIT;
-    loop {
-        let text = env.log(log);
-        if let Some(rest) = text.split("metrics=").nth(1) {
-            return rest.split_whitespace().next().unwrap().to_owned();
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no start-up line in {log}:\n{text}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
 async fn get(url: &str) -> (u16, String) {
     let response = reqwest::get(url).await.expect("GET");
     (
@@ -70,7 +54,7 @@ async fn sigterm_lets_the_call_in_flight_finish_and_record() {
         vec![Step::delay(Duration::from_secs(2), Step::Succeed)],
     );
     let mut child = env.spawn_binary(&[], "graceful.log");
-    let addr = metrics_addr(&env, "graceful.log").await;
+    let addr = env.metrics_addr("graceful.log").await;
     env.create("graceful", &task, |_| {}).await;
     env.wait_phase("graceful", Phase::Resetting, WAIT).await;
 
@@ -102,6 +86,21 @@ async fn sigterm_lets_the_call_in_flight_finish_and_record() {
     );
 }
 
+/// The flags of replica `id` under leader election on Lease `taskreset-e2e`.
+fn replica_flags(id: &'static str, lease_duration: &'static str) -> [&'static str; 9] {
+    [
+        "--leader-election",
+        "--lease-name",
+        "taskreset-e2e",
+        "--lease-namespace",
+        NS,
+        "--lease-holder",
+        id,
+        "--lease-duration",
+        lease_duration,
+    ]
+}
+
 async fn holder(env: &Env) -> Option<String> {
     let leases: kube::Api<Lease> = kube::Api::namespaced(env.client.clone(), NS);
     leases
@@ -115,19 +114,7 @@ async fn holder(env: &Env) -> Option<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_standby_replica_takes_over_when_the_leader_dies() {
     let env = Env::new().await;
-    let flags = |id: &'static str| {
-        [
-            "--leader-election",
-            "--lease-name",
-            "taskreset-e2e",
-            "--lease-namespace",
-            NS,
-            "--lease-holder",
-            id,
-            "--lease-duration",
-            "3s",
-        ]
-    };
+    let flags = |id: &'static str| replica_flags(id, "3s");
     let mut replicas = vec![
         ("replica-a", env.spawn_binary(&flags("replica-a"), "a.log")),
         ("replica-b", env.spawn_binary(&flags("replica-b"), "b.log")),
@@ -146,7 +133,7 @@ async fn a_standby_replica_takes_over_when_the_leader_dies() {
 
     // Both replicas answer ready: the leader once synced, the standby as a standby.
     for (id, _) in &replicas {
-        let addr = metrics_addr(&env, &format!("{}.log", &id[8..])).await;
+        let addr = env.metrics_addr(&format!("{}.log", &id[8..])).await;
         wait_ready(&addr).await;
         let (_, metrics) = get(&format!("http://{addr}/metrics")).await;
         let leads = if *id == leader {
@@ -467,19 +454,7 @@ async fn json_logs_name_the_object_once_and_every_decision() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_standby_takes_over_at_once_when_the_leader_is_stopped() {
     let env = Env::new().await;
-    let flags = |id: &'static str| {
-        [
-            "--leader-election",
-            "--lease-name",
-            "taskreset-e2e",
-            "--lease-namespace",
-            NS,
-            "--lease-holder",
-            id,
-            "--lease-duration",
-            "15s",
-        ]
-    };
+    let flags = |id: &'static str| replica_flags(id, "15s");
     let mut a = env.spawn_binary(&flags("replica-a"), "a.log");
     let deadline = Instant::now() + WAIT;
     while holder(&env).await.as_deref() != Some("replica-a") {
@@ -487,7 +462,7 @@ async fn the_standby_takes_over_at_once_when_the_leader_is_stopped() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let mut b = env.spawn_binary(&flags("replica-b"), "b.log");
-    let addr = metrics_addr(&env, "b.log").await;
+    let addr = env.metrics_addr("b.log").await;
     wait_ready(&addr).await;
     // Let the standby settle into waiting for the lease to expire.
     tokio::time::sleep(Duration::from_secs(2)).await;

@@ -276,17 +276,19 @@ mod tests {
         args: ResetArgs,
     }
 
+    /// The required flags, for every parse in these tests.
+    const BASE: [&str; 7] = [
+        "reset",
+        "--project-id",
+        "p",
+        "--instance-id",
+        "i",
+        "--task-id",
+        "t",
+    ];
+
     fn args(extra: &[&str]) -> ResetArgs {
-        let base = [
-            "reset",
-            "--project-id",
-            "p",
-            "--instance-id",
-            "i",
-            "--task-id",
-            "t",
-        ];
-        Wrapper::try_parse_from(base.iter().chain(extra))
+        Wrapper::try_parse_from(BASE.iter().chain(extra))
             .expect("parse")
             .args
     }
@@ -312,16 +314,7 @@ mod tests {
     #[test]
     fn zero_timeouts_are_refused() {
         for flag in ["--timeout", "--connect-timeout"] {
-            let base = [
-                "reset",
-                "--project-id",
-                "p",
-                "--instance-id",
-                "i",
-                "--task-id",
-                "t",
-            ];
-            let err = Wrapper::try_parse_from(base.iter().chain(&[flag, "0s"]))
+            let err = Wrapper::try_parse_from(BASE.iter().chain(&[flag, "0s"]))
                 .err()
                 .expect("refused")
                 .to_string();

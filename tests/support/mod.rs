@@ -170,6 +170,22 @@ impl Env {
             .expect("spawn the controller binary")
     }
 
+    /// The metrics address the process logging to `log` announced at start-up.
+    pub async fn metrics_addr(&self, log: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let text = self.log(log);
+            if let Some(rest) = text.split("metrics=").nth(1) {
+                return rest.split_whitespace().next().unwrap().to_owned();
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no start-up line in {log}:\n{text}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     /// Read a captured log.
     pub fn log(&self, name: &str) -> String {
         std::fs::read_to_string(self.dir.join(name)).unwrap_or_default()
