@@ -635,6 +635,24 @@ pub fn ledger_outcome(class: OutcomeClass, attempt: &Attempt) -> Phase {
     }
 }
 
+/// Whether a result (or a withdrawal) of the attempt that wrote `claim` may still replace
+/// `current` after a conflicting write: while `current` still describes that attempt, as its
+/// claim or as an `Interrupted` verdict on it (a result written later wins over `Interrupted`,
+/// DESIGN 3.6). Once the status moved on (another attempt, generation or verdict), it may not.
+pub fn still_describes(current: Option<&TaskResetStatus>, claim: &TaskResetStatus) -> bool {
+    let Some(status) = current else {
+        return false;
+    };
+    let interrupted = status.phase == Some(Phase::Unknown)
+        && status
+            .conditions
+            .iter()
+            .any(|c| c.type_ == "Ready" && c.reason == Reason::Interrupted.as_str());
+    status.observed_generation == claim.observed_generation
+        && status.attempts == claim.attempts
+        && (status.phase == Some(Phase::Resetting) || interrupted)
+}
+
 /// Copy the outcome's fields into `status` and describe it in one line.
 fn describe(outcome: &ResetOutcome, status: &mut TaskResetStatus) -> String {
     status.http_status = outcome.http_status();

@@ -2,52 +2,12 @@
 
 use std::time::Duration;
 
-use jiff::Timestamp;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
 use super::*;
-use crate::api::{RetryPolicy, TaskReset, TaskResetStatus};
+use crate::api::{RetryPolicy, TaskResetStatus};
+use crate::reconciler::fixtures::*;
 use crate::roma::{OutcomeClass, ResetOutcome};
-
-fn ts(s: &str) -> Timestamp {
-    s.parse().expect("timestamp")
-}
-
-const NOW: &str = "2026-11-29T12:00:00Z";
-
-fn now() -> Timestamp {
-    ts(NOW)
-}
-
-fn object(generation: i64, status: Option<TaskResetStatus>) -> TaskReset {
-    let mut tr = TaskReset::new("orders-replay", crate::api::reference_spec());
-    tr.metadata.namespace = Some("data".into());
-    tr.metadata.generation = Some(generation);
-    tr.metadata.resource_version = Some("7".into());
-    tr.status = status;
-    tr
-}
-
-fn status(generation: i64, phase: Phase) -> TaskResetStatus {
-    TaskResetStatus {
-        observed_generation: Some(generation),
-        phase: Some(phase),
-        attempts: Some(1),
-        ..TaskResetStatus::default()
-    }
-}
-
-fn policy() -> Policy {
-    Policy {
-        max_attempts: 3,
-        claim_expiry: Duration::from_secs(90),
-        retry_base: Duration::from_secs(2),
-        retry_max: Duration::from_secs(60),
-        credentials_retry_min: Duration::from_secs(5),
-        credentials_retry_max: Duration::from_secs(300),
-        credentials_rejected_retry: Duration::from_secs(120),
-    }
-}
 
 fn write(decision: Decision) -> Update {
     match decision {
@@ -61,22 +21,6 @@ fn attempt_of(decision: Decision) -> Attempt {
         Decision::Attempt(attempt) => attempt,
         other => panic!("expected an attempt, got {other:?}"),
     }
-}
-
-fn ready(status: &TaskResetStatus) -> (&str, &str) {
-    let c = status
-        .conditions
-        .iter()
-        .find(|c| c.type_ == "Ready")
-        .expect("Ready condition");
-    (c.status.as_str(), c.reason.as_str())
-}
-
-fn has(status: &TaskResetStatus, type_: &str) -> bool {
-    status
-        .conditions
-        .iter()
-        .any(|c| c.type_ == type_ && c.status == "True")
 }
 
 // Row 1: suspend, notAfter.
@@ -252,16 +196,6 @@ fn recorded(
     attempt.number = number;
     let claimed = claim(&tr, &attempt, now());
     record(&claimed, &attempt, &outcome, class, now(), &policy(), 0.5)
-}
-
-fn http_error(status: u16, code: &str, message: &str, structured: bool) -> ResetOutcome {
-    ResetOutcome::HttpError {
-        http_status: status,
-        error_code: code.into(),
-        error_message: message.into(),
-        request_id: Some("req-1".into()),
-        structured,
-    }
 }
 
 #[test]
