@@ -168,6 +168,11 @@ fn finish(
     transition(status, generation, phase, reason, message, now)
 }
 
+/// A time for a message, to the second: `2026-11-29T12:00:05Z`, not nanoseconds.
+fn moment(t: Timestamp) -> Timestamp {
+    t.round(jiff::Unit::Second).unwrap_or(t)
+}
+
 fn until(later: Timestamp, now: Timestamp) -> Duration {
     later
         .duration_since(now)
@@ -219,7 +224,7 @@ pub fn decide(tr: &TaskReset, now: Timestamp, policy: &Policy) -> Decision {
     {
         let message = format!(
             "spec.notAfter {} has passed: no call will be made for this generation",
-            not_after.0
+            moment(not_after.0)
         );
         return Decision::Write(terminal(status, generation, Reason::Expired, &message, now));
     }
@@ -269,8 +274,9 @@ fn claim_in_flight(
         return Decision::Wait(until(expiry, now));
     }
     let message = format!(
-        "attempt {} claimed at {claimed_at} recorded no result within {}s: the controller making the call stopped; the reset may or may not have run, and will not be repeated. Check the task in ROMA Connect, then set a new spec.runId to run it again",
+        "attempt {} claimed at {} recorded no result within {}s: the controller making the call stopped; the reset may or may not have run, and will not be repeated. Check the task in ROMA Connect, then set a new spec.runId to run it again",
         status.attempts.unwrap_or(0),
+        moment(claimed_at),
         policy.claim_expiry.as_secs()
     );
     Decision::Write(Update {
@@ -429,7 +435,7 @@ pub fn already_executed(tr: &TaskReset, entry: &Entry, now: Timestamp) -> Update
     );
     let message = format!(
         "this run (same namespace, name and spec) was already executed at {} by object uid {} generation {}: {outcome}{}. Set a new spec.runId to run it again",
-        entry.at,
+        moment(entry.at),
         entry.uid,
         entry.generation,
         entry
@@ -527,80 +533,13 @@ pub fn record(
     status.ambiguous_attempt = attempt
         .ambiguous_before
         .or((class == OutcomeClass::Ambiguous).then_some(n));
-    let retry_in = retry_allowed && n < policy.max_attempts;
-    let rerun_hint = "Check the task in ROMA Connect, then set a new spec.runId to run it again";
-    // (phase, reason, message, delay before the next attempt); the event's reason is the
-    // condition's.
-    let (phase, reason, message, retry_in) = match (class, attempt.ambiguous_before) {
-        (OutcomeClass::Succeeded, _) => (
-            Phase::Succeeded,
-            Reason::ResetSucceeded,
-            status.message.clone().unwrap_or_default(),
-            None,
-        ),
-        (OutcomeClass::CredentialsRejected, _) => {
-            status.rejected_credentials = attempt.credentials.clone();
-            let secret = attempt
-                .credentials
-                .as_ref()
-                .map_or_else(|| "the Secret".to_owned(), ToString::to_string);
-            (
-                Phase::Pending,
-                Reason::CredentialsRejected,
-                format!(
-                    "attempt {n}: the gateway rejected the credentials of {secret} ({detail}). No call is made with them again: fix the Secret; the controller reads it again at nextAttemptTime and calls once it has changed"
-                ),
-                Some(policy.credentials_rejected_retry),
-            )
-        }
-        (OutcomeClass::Retryable | OutcomeClass::Ambiguous, earlier) if retry_in => {
-            let delay = retry_delay(n, policy, jitter);
-            let earlier = earlier.map_or_else(String::new, |k| {
-                format!("; attempt {k} may have reset the task already")
-            });
-            (
-                Phase::Retrying,
-                Reason::RetryScheduled,
-                format!(
-                    "attempt {n} of {} failed ({detail}){earlier}; next attempt at {}",
-                    policy.max_attempts,
-                    after(now, delay)
-                ),
-                Some(delay),
-            )
-        }
-        (OutcomeClass::Ambiguous, _) => (
-            Phase::Unknown,
-            Reason::OutcomeUnknown,
-            format!(
-                "attempt {n} may or may not have reset the task ({detail}); it will not be repeated. {rerun_hint}"
-            ),
-            None,
-        ),
-        // "May have executed" is never downgraded: after an ambiguous attempt (retryPolicy
-        // Always), a rejected or exhausted run ends Unknown, not Failed.
-        (OutcomeClass::Rejected | OutcomeClass::Retryable, Some(k)) => (
-            Phase::Unknown,
-            Reason::OutcomeUnknown,
-            format!(
-                "attempt {n} did not execute ({detail}), but attempt {k} may have reset the task; it will not be repeated. {rerun_hint}"
-            ),
-            None,
-        ),
-        (OutcomeClass::Rejected, None) => {
-            (Phase::Failed, Reason::ResetFailed, detail.clone(), None)
-        }
-        (OutcomeClass::Retryable, None) => (
-            Phase::Failed,
-            Reason::RetriesExhausted,
-            if attempt.spec.retry_policy == RetryPolicy::Never {
-                format!("attempt {n} failed without executing ({detail}) and retryPolicy is Never")
-            } else {
-                format!("{n} attempts failed without executing; the last: {detail}")
-            },
-            None,
-        ),
-    };
+    // The next attempt's delay and time, if one is allowed.
+    let retry = (retry_allowed && n < policy.max_attempts).then(|| {
+        let delay = retry_delay(n, policy, jitter);
+        (delay, after(now, delay))
+    });
+    let (phase, reason, message, retry_in) =
+        outcome_row(&mut status, attempt, class, &detail, retry, policy);
     let status = match retry_in {
         Some(delay) => {
             status.next_attempt_time = Some(Time(after(now, delay)));
@@ -620,6 +559,92 @@ pub fn record(
             }),
         }),
         requeue: retry_in,
+    }
+}
+
+/// The row of DESIGN 3.5 an outcome falls in: (phase, reason, message, delay before the next
+/// attempt). `retry`: the next attempt's delay and time, when one is allowed. Sets
+/// `rejectedCredentials` on a 401.
+fn outcome_row(
+    status: &mut TaskResetStatus,
+    attempt: &Attempt,
+    class: OutcomeClass,
+    detail: &str,
+    retry: Option<(Duration, Timestamp)>,
+    policy: &Policy,
+) -> (Phase, Reason, String, Option<Duration>) {
+    let n = attempt.number;
+    let rerun_hint = "Check the task in ROMA Connect, then set a new spec.runId to run it again";
+    // (phase, reason, message, delay before the next attempt); the event's reason is the
+    // condition's.
+    match (class, attempt.ambiguous_before, retry) {
+        (OutcomeClass::Succeeded, _, _) => (
+            Phase::Succeeded,
+            Reason::ResetSucceeded,
+            status.message.clone().unwrap_or_default(),
+            None,
+        ),
+        (OutcomeClass::CredentialsRejected, _, _) => {
+            status.rejected_credentials = attempt.credentials.clone();
+            let secret = attempt
+                .credentials
+                .as_ref()
+                .map_or_else(|| "the Secret".to_owned(), ToString::to_string);
+            (
+                Phase::Pending,
+                Reason::CredentialsRejected,
+                format!(
+                    "attempt {n}: the gateway rejected the credentials of {secret} ({detail}). No call is made with them again: fix the Secret; the controller reads it again at nextAttemptTime and calls once it has changed"
+                ),
+                Some(policy.credentials_rejected_retry),
+            )
+        }
+        (OutcomeClass::Retryable | OutcomeClass::Ambiguous, earlier, Some((delay, at))) => {
+            let earlier = earlier.map_or_else(String::new, |k| {
+                format!("; attempt {k} may have reset the task already")
+            });
+            (
+                Phase::Retrying,
+                Reason::RetryScheduled,
+                format!(
+                    "attempt {n} of {} failed ({detail}){earlier}; next attempt at {}",
+                    policy.max_attempts,
+                    moment(at)
+                ),
+                Some(delay),
+            )
+        }
+        (OutcomeClass::Ambiguous, _, None) => (
+            Phase::Unknown,
+            Reason::OutcomeUnknown,
+            format!(
+                "attempt {n} may or may not have reset the task ({detail}); it will not be repeated. {rerun_hint}"
+            ),
+            None,
+        ),
+        // "May have executed" is never downgraded: after an ambiguous attempt (retryPolicy
+        // Always), a rejected or exhausted run ends Unknown, not Failed.
+        (OutcomeClass::Rejected, Some(k), _) | (OutcomeClass::Retryable, Some(k), None) => (
+            Phase::Unknown,
+            Reason::OutcomeUnknown,
+            format!(
+                "attempt {n} did not execute ({detail}), but attempt {k} may have reset the task; it will not be repeated. {rerun_hint}"
+            ),
+            None,
+        ),
+        (OutcomeClass::Rejected, None, _) => {
+            (Phase::Failed, Reason::ResetFailed, detail.to_owned(), None)
+        }
+        (OutcomeClass::Retryable, None, None) => (
+            Phase::Failed,
+            Reason::RetriesExhausted,
+            if attempt.spec.retry_policy == RetryPolicy::Never {
+                format!("attempt {n} failed without executing ({detail}) and retryPolicy is Never")
+            } else {
+                format!("{n} attempts failed without executing; the last: {detail}")
+            },
+            None,
+        ),
     }
 }
 

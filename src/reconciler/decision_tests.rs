@@ -696,3 +696,42 @@ fn every_event_reason_is_the_ready_reason() {
     let unknown = recorded(timeout(), OutcomeClass::Ambiguous, RetryPolicy::Never, 1);
     assert_eq!(unknown.note.expect("event").reason, Reason::OutcomeUnknown);
 }
+
+#[test]
+fn messages_name_times_to_the_second() {
+    let precise = ts("2026-11-29T12:00:00.123456789Z");
+    let fractional = |message: &str| {
+        message
+            .split(|c: char| c.is_whitespace() || c == ';' || c == ',')
+            .any(|word| word.starts_with("2026-") && word.contains('.'))
+    };
+    // "next attempt at ..."
+    let tr = object(1, None);
+    let attempt = attempt_of(decide(&tr, precise, &policy()));
+    let claimed = claim(&tr, &attempt, precise);
+    let busy = http_error(503, "FDI.5000", "busy", true);
+    let class = crate::roma::classify(&busy);
+    let retry = record(&claimed, &attempt, &busy, class, precise, &policy(), 0.5);
+    // "claimed at ... recorded no result"
+    let mut stale = claimed.clone();
+    stale.last_attempt_time = Some(Time(ts("2026-11-29T10:00:00.987654321Z")));
+    let interrupted = write(decide(&object(1, Some(stale)), now(), &policy()));
+    // "already executed at ..."
+    let entry = crate::ledger::Entry {
+        uid: "uid-0".into(),
+        generation: 1,
+        attempt: 1,
+        at: precise,
+        outcome: Some(Phase::Succeeded),
+        detail: None,
+        base: None,
+        ambiguous_attempt: None,
+    };
+    let executed = already_executed(&tr, &entry, precise);
+    for update in [retry, interrupted, executed] {
+        let (_, reason) = ready(&update.status);
+        let message = &update.status.conditions[0].message;
+        assert!(message.contains("2026-11-29T1"), "{reason}: {message}");
+        assert!(!fractional(message), "{reason}: {message}");
+    }
+}

@@ -128,30 +128,15 @@ impl Executor<'_> {
             Effect::ReadCredentials => self.read_credentials().await,
             Effect::Write(update) => self.write(update).await,
             Effect::Claim(status) => self.claim(status).await,
-            Effect::Reserve { key, runner } => {
-                match ctx.ledger.reserve(&key, &runner, Timestamp::now()).await {
-                    Ok(reservation) => Learned::Reserved(reservation),
-                    Err(error) => self.failed(error.into()),
-                }
+            effect
+            @ (Effect::Reserve { .. } | Effect::Release { .. } | Effect::Complete { .. }) => {
+                self.ledger(effect).await
             }
             Effect::Withdraw {
                 claimed,
                 claim,
                 status,
             } => Learned::Withdrawn(record_result(ctx, claimed.clone(), claim, &status).await),
-            Effect::Release {
-                key,
-                runner,
-                replaced,
-            } => {
-                let released = ctx
-                    .ledger
-                    .release(&key, &runner, replaced, Timestamp::now());
-                if let Err(error) = released.await {
-                    warn!(%error, "could not release the ledger reservation; the run reads as ambiguous");
-                }
-                Learned::Released
-            }
             Effect::Call {
                 request,
                 credentials,
@@ -171,25 +156,50 @@ impl Executor<'_> {
                 record_result(ctx, claimed.clone(), claim, &update.status).await;
                 Learned::Recorded(update)
             }
+            Effect::Publish(note) => {
+                publish(ctx, &self.tr.object_ref(&()), &note).await;
+                Learned::Published
+            }
+        })
+    }
+
+    /// The ledger's effects: reserve (a failure fails the reconcile), release and complete (a
+    /// failure is logged: the entry stays open, which reads as ambiguous).
+    async fn ledger(&mut self, effect: Effect<'_>) -> Learned {
+        let ctx = self.ctx;
+        let (ledger, now) = (&ctx.ledger, Timestamp::now());
+        match effect {
+            Effect::Reserve { key, runner } => match ledger.reserve(&key, &runner, now).await {
+                Ok(reservation) => Learned::Reserved(reservation),
+                Err(error) => self.failed(error.into()),
+            },
+            Effect::Release {
+                key,
+                runner,
+                replaced,
+            } => {
+                let released = ledger.release(&key, &runner, replaced, now);
+                let meaning =
+                    "could not release the ledger reservation; the run reads as ambiguous";
+                logged(released.await, meaning);
+                Learned::Released
+            }
             Effect::Complete {
                 key,
                 runner,
                 outcome,
                 detail,
             } => {
-                let completed =
-                    ctx.ledger
-                        .complete(&key, &runner, outcome, detail, Timestamp::now());
-                if let Err(error) = completed.await {
-                    warn!(%error, "could not complete the ledger entry; it stays ambiguous");
-                }
+                let completed = ledger.complete(&key, &runner, outcome, detail, now);
+                logged(
+                    completed.await,
+                    "could not complete the ledger entry; it stays ambiguous",
+                );
                 Learned::Completed
             }
-            Effect::Publish(note) => {
-                publish(ctx, &self.tr.object_ref(&()), &note).await;
-                Learned::Published
-            }
-        })
+            // `carry_out` sends only the ledger's effects here.
+            _ => Learned::Failed,
+        }
     }
 
     /// Waiting for a turn holds no reconcile slot: the object is looked at again when told.
@@ -267,6 +277,13 @@ impl Executor<'_> {
         let class = classify(&outcome);
         timer.finish(class.as_str());
         Called { outcome, class }
+    }
+}
+
+/// A ledger failure the reconcile goes on after: logged, with what it means.
+fn logged(result: Result<(), crate::ledger::LedgerError>, meaning: &'static str) {
+    if let Err(error) = result {
+        warn!(%error, "{meaning}");
     }
 }
 

@@ -325,75 +325,120 @@ pub fn step<'a>(tr: &TaskReset, facts: &'a Facts, now: Timestamp, policy: &Polic
     if let Some(Lookup::Found(_, version)) = &facts.credentials {
         attempt.credentials = Some(version.clone());
     }
-    let key = RunKey::of(tr, &attempt.spec);
-    let runner = runner(tr, &attempt, claimed);
-    let take_back = || Effect::Withdraw {
+    let claimed = Claimed {
+        key: RunKey::of(tr, &attempt.spec),
+        runner: runner(tr, &attempt, claimed),
+        before: tr.status.clone().unwrap_or_default(),
+        attempt,
+        facts,
+        claim,
         claimed,
-        claim: &claim.status,
-        status: tr.status.clone().unwrap_or_default(),
     };
-    let reservation = match (&facts.reserved, facts.withdrawn) {
-        (None, None) if facts.stopping => return take_back(),
-        (None, None) => return Effect::Reserve { key, runner },
-        (None, Some(_)) => return Effect::Done(Next::AwaitChange),
-        (Some(reservation), _) => reservation,
-    };
-    let ambiguous_attempt = match &reservation.verdict {
-        Verdict::AlreadyExecuted(entry) => {
-            return match &facts.recorded {
-                None => Effect::Record {
-                    claimed,
-                    claim: &claim.status,
-                    update: decision::already_executed(tr, entry, now),
+    claimed.next(tr, endpoint, now, policy)
+}
+
+/// An attempt whose claim landed, and what the steps after the claim need.
+struct Claimed<'a> {
+    facts: &'a Facts,
+    attempt: Attempt,
+    claim: &'a Claim,
+    /// The object as the claim left it.
+    claimed: &'a TaskReset,
+    /// The status from before the claim, which a withdrawal puts back.
+    before: TaskResetStatus,
+    key: RunKey,
+    runner: Runner,
+}
+
+impl<'a> Claimed<'a> {
+    /// Reserve, then call (or stop, or find the run already executed), then record.
+    fn next(
+        mut self,
+        tr: &TaskReset,
+        endpoint: &Endpoint,
+        now: Timestamp,
+        policy: &Policy,
+    ) -> Effect<'a> {
+        let facts = self.facts;
+        let reservation = match (&facts.reserved, facts.withdrawn) {
+            (None, None) if facts.stopping => return self.withdraw(),
+            (None, None) => {
+                return Effect::Reserve {
+                    key: self.key,
+                    runner: self.runner,
+                };
+            }
+            (None, Some(_)) => return Effect::Done(Next::AwaitChange),
+            (Some(reservation), _) => reservation,
+        };
+        let ambiguous_attempt = match &reservation.verdict {
+            Verdict::AlreadyExecuted(entry) => {
+                return match &facts.recorded {
+                    None => self.record(decision::already_executed(tr, entry, now)),
+                    Some(update) => then_publish(update, facts),
+                };
+            }
+            Verdict::Proceed { ambiguous_attempt } => *ambiguous_attempt,
+        };
+        self.attempt.ambiguous_before = self.attempt.ambiguous_before.or(ambiguous_attempt);
+        let Some(called) = &facts.called else {
+            return match (facts.stopping, facts.withdrawn) {
+                (false, None) => call(&self.attempt, endpoint, facts),
+                (true, None) => self.withdraw(),
+                // The claim stands: so does the reservation (the run reads as may-have-run).
+                (_, Some(false)) => Effect::Done(Next::AwaitChange),
+                (_, Some(true)) if !facts.released => Effect::Release {
+                    key: self.key,
+                    runner: self.runner,
+                    replaced: reservation.replaced.clone(),
                 },
-                Some(update) => then_publish(update, facts),
+                (_, Some(true)) => Effect::Done(Next::AwaitChange),
+            };
+        };
+        self.after_call(called, now, policy)
+    }
+
+    /// Record the outcome, complete the ledger entry, publish.
+    fn after_call(self, called: &Called, now: Timestamp, policy: &Policy) -> Effect<'a> {
+        let facts = self.facts;
+        let Some(update) = &facts.recorded else {
+            let (outcome, class) = (&called.outcome, called.class);
+            let status = &self.claim.status;
+            let jitter = facts.jitter;
+            let update =
+                decision::record(status, &self.attempt, outcome, class, now, policy, jitter);
+            return self.record(update);
+        };
+        if !facts.completed {
+            return Effect::Complete {
+                outcome: decision::ledger_outcome(called.class, &self.attempt),
+                detail: update
+                    .status
+                    .message
+                    .clone()
+                    .or_else(|| update.status.error_message.clone()),
+                key: self.key,
+                runner: self.runner,
             };
         }
-        Verdict::Proceed { ambiguous_attempt } => *ambiguous_attempt,
-    };
-    attempt.ambiguous_before = attempt.ambiguous_before.or(ambiguous_attempt);
-    let Some(called) = &facts.called else {
-        return match (facts.stopping, facts.withdrawn) {
-            (false, None) => call(&attempt, endpoint, facts),
-            (true, None) => take_back(),
-            // The claim stands: so does the reservation (the run reads as may-have-run).
-            (_, Some(false)) => Effect::Done(Next::AwaitChange),
-            (_, Some(true)) if !facts.released => Effect::Release {
-                key,
-                runner,
-                replaced: reservation.replaced.clone(),
-            },
-            (_, Some(true)) => Effect::Done(Next::AwaitChange),
-        };
-    };
-    let Some(update) = &facts.recorded else {
-        return Effect::Record {
-            claimed,
-            claim: &claim.status,
-            update: decision::record(
-                &claim.status,
-                &attempt,
-                &called.outcome,
-                called.class,
-                now,
-                policy,
-                facts.jitter,
-            ),
-        };
-    };
-    if !facts.completed {
-        return Effect::Complete {
-            key,
-            runner,
-            outcome: decision::ledger_outcome(called.class, &attempt),
-            detail: update
-                .status
-                .message
-                .clone()
-                .or_else(|| update.status.error_message.clone()),
-        };
+        then_publish(update, facts)
     }
-    then_publish(update, facts)
+
+    fn record(self, update: Update) -> Effect<'a> {
+        Effect::Record {
+            claimed: self.claimed,
+            claim: &self.claim.status,
+            update,
+        }
+    }
+
+    fn withdraw(self) -> Effect<'a> {
+        Effect::Withdraw {
+            claimed: self.claimed,
+            claim: &self.claim.status,
+            status: self.before,
+        }
+    }
 }
 
 /// Take back a written claim: the status from before it goes back on top of it.
