@@ -120,7 +120,10 @@ pub enum Decision {
 /// generation (a new generation starts from nothing but the conditions' history).
 fn current_status(tr: &TaskReset) -> (i64, TaskResetStatus, bool) {
     let generation = tr.metadata.generation.unwrap_or(0);
-    let status = tr.status.clone().unwrap_or_default();
+    current_status_of(tr.status.clone().unwrap_or_default(), generation)
+}
+
+fn current_status_of(status: TaskResetStatus, generation: i64) -> (i64, TaskResetStatus, bool) {
     if status.observed_generation == Some(generation) {
         (generation, status, true)
     } else {
@@ -322,6 +325,32 @@ fn invalid_spec_update(
     now: Timestamp,
 ) -> Update {
     terminal(status, generation, Reason::InvalidSpec, message, now)
+}
+
+/// A stored object the controller cannot read as a TaskReset (written under an older or
+/// looser CRD): `Failed`/`InvalidSpec` for its generation, no call. `None` when its status
+/// already ends the generation or a claim of it is in flight (row 2: never rewritten), or it
+/// already says so. `current` is its status, if that much could be read.
+pub fn malformed(
+    current: Option<TaskResetStatus>,
+    generation: i64,
+    error: &str,
+    now: Timestamp,
+) -> Option<Update> {
+    let status = current.unwrap_or_default();
+    if status.observed_generation == Some(generation) {
+        let settled = status
+            .phase
+            .is_some_and(|p| p.is_terminal() || p == Phase::Resetting);
+        if settled {
+            return None;
+        }
+    }
+    let (_, status, _) = current_status_of(status, generation);
+    let message = format!(
+        "the object does not match the TaskReset schema and is skipped: {error}. Fix the spec (kubectl get -o yaml shows it), or delete the object"
+    );
+    Some(invalid_spec_update(status, generation, &message, now))
 }
 
 /// The spec passed validation but cannot be acted on (e.g. its endpoint is not allowed):

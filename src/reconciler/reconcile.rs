@@ -6,17 +6,18 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use jiff::Timestamp;
-use kube::api::PostParams;
+use kube::api::{ApiResource, DynamicObject, PostParams};
 use kube::core::DeserializeGuard;
 use kube::runtime::controller::Action;
 use kube::{Api, Resource, ResourceExt};
 use tracing::{debug, info, warn};
 
-use super::conditions::{Reason, trim_message};
 use super::credentials;
 use super::decision::{self, Note, Update};
 use super::limits::{CallPermit, Target, Waiter};
-use super::step::{Answer, Called, Claim, Effect, Facts, Learned, Next, Turn, step};
+use super::step::{
+    Answer, CONFLICT_REQUEUE, Called, Claim, Effect, Facts, Learned, Next, Turn, step,
+};
 use super::{Context, Error, FIELD_MANAGER};
 use crate::api::{TaskReset, TaskResetStatus};
 use crate::roma::{Credentials, ResetRequest, classify};
@@ -32,21 +33,61 @@ pub async fn reconcile(
     ctx.metrics.reconciled();
     match &obj.0 {
         Ok(tr) => reconcile_task_reset(tr, &ctx).await,
-        Err(invalid) => {
-            warn!(taskreset = %super::object_name(&invalid.metadata), error = %invalid.error, "malformed TaskReset skipped");
-            let reference = obj.object_ref(&());
-            let note = Note {
-                warning: true,
-                reason: Reason::InvalidSpec,
-                message: trim_message(&format!(
-                    "the object does not match the TaskReset schema and is skipped: {}",
-                    invalid.error
-                )),
-            };
-            publish(&ctx, &reference, &note).await;
-            Ok(Action::await_change())
+        Err(invalid) => malformed(&invalid.metadata, &invalid.error, &ctx).await,
+    }
+}
+
+/// A stored object that does not read as a TaskReset: its status says so (once per
+/// generation, preconditioned like every status write), and an event; never a call.
+async fn malformed(
+    meta: &kube::api::ObjectMeta,
+    error: &str,
+    ctx: &Context,
+) -> Result<Action, Error> {
+    warn!(taskreset = %super::object_name(meta), %error, "malformed TaskReset skipped");
+    let resource = ApiResource::erase::<TaskReset>(&());
+    let api: Api<DynamicObject> = match meta.namespace.as_deref() {
+        Some(ns) => Api::namespaced_with(ctx.client.clone(), ns, &resource),
+        None => Api::all_with(ctx.client.clone(), &resource),
+    };
+    let name = meta.name.clone().unwrap_or_default();
+    let mut current = match api.get_status(&name).await {
+        Ok(current) => current,
+        Err(e) if is_status(&e, 404) => return Ok(Action::await_change()),
+        Err(source) => {
+            let context = "reading a malformed object";
+            return Err(Error::Kube { context, source });
+        }
+    };
+    let status = current
+        .data
+        .get("status")
+        .and_then(|s| serde_json::from_value::<TaskResetStatus>(s.clone()).ok());
+    let generation = current.metadata.generation.unwrap_or(0);
+    let Some(update) = decision::malformed(status, generation, error, Timestamp::now()) else {
+        return Ok(Action::await_change());
+    };
+    let params = PostParams {
+        dry_run: false,
+        field_manager: Some(FIELD_MANAGER.to_owned()),
+    };
+    current.metadata.managed_fields = None;
+    // A status is plain data: serialising it cannot fail.
+    current.data["status"] = serde_json::to_value(&update.status).unwrap_or_default();
+    match api.replace_status(&name, &params, &current).await {
+        Ok(_) => {}
+        Err(e) if is_status(&e, 409) => return Ok(Action::requeue(CONFLICT_REQUEUE)),
+        Err(e) if is_status(&e, 404) => return Ok(Action::await_change()),
+        Err(source) => {
+            let context = "writing the status of a malformed object";
+            return Err(Error::Kube { context, source });
         }
     }
+    log_decision(&update);
+    if let Some(note) = &update.note {
+        publish(ctx, &current.object_ref(&resource), note).await;
+    }
+    Ok(Action::await_change())
 }
 
 /// What the controller does after a failed reconcile: back off and look again.
