@@ -108,12 +108,27 @@ fn remember(known: &mut KnownShards, shard: (String, String), cm: ConfigMap) {
     known.insert(shard, cm);
 }
 
+/// First pause after a reservation failed in a namespace; it doubles with each failure in a
+/// row, up to [`OUTAGE_PAUSE_MAX`].
+const OUTAGE_PAUSE: Duration = Duration::from_secs(5);
+/// Longest pause after reservations failed in a namespace.
+const OUTAGE_PAUSE_MAX: Duration = Duration::from_secs(120);
+/// Namespaces whose failures are remembered at most (the oldest is forgotten first).
+const OUTAGES_KEPT: usize = 1024;
+
+/// Namespaces whose ledger could not be written lately: (when claims may go on, failures in a
+/// row). A failed reservation withdraws its claim, and that write would start the next
+/// reconcile at once: without this pause, an unwritable ledger (a 403, an outage) would turn
+/// into a loop of claims and withdrawals.
+type Outages = HashMap<String, (std::time::Instant, u32)>;
+
 /// The ledger of every namespace, reached through the Kubernetes API.
 #[derive(Clone)]
 pub struct Ledger {
     client: kube::Client,
     retention: Duration,
     locks: std::sync::Arc<[tokio::sync::Mutex<KnownShards>]>,
+    outages: std::sync::Arc<std::sync::Mutex<Outages>>,
 }
 
 impl Ledger {
@@ -125,7 +140,41 @@ impl Ledger {
             locks: (0..WRITE_LOCKS)
                 .map(|_| tokio::sync::Mutex::new(KnownShards::new()))
                 .collect(),
+            outages: std::sync::Arc::default(),
         }
+    }
+
+    /// How long to wait before claiming in `namespace`, after its ledger could not be
+    /// written lately; `None` when claims may go ahead.
+    pub fn paused(&self, namespace: &str) -> Option<Duration> {
+        let outages = self.outages.lock().unwrap_or_else(|p| p.into_inner());
+        let (until, _) = outages.get(namespace)?;
+        until.checked_duration_since(std::time::Instant::now())
+    }
+
+    fn note_outcome(&self, namespace: &str, failed: bool) {
+        let mut outages = self.outages.lock().unwrap_or_else(|p| p.into_inner());
+        if !failed {
+            outages.remove(namespace);
+            return;
+        }
+        let in_a_row = outages.get(namespace).map_or(0, |(_, n)| *n) + 1;
+        let pause = OUTAGE_PAUSE
+            .saturating_mul(1 << (in_a_row - 1).min(8))
+            .min(OUTAGE_PAUSE_MAX);
+        if outages.len() >= OUTAGES_KEPT
+            && !outages.contains_key(namespace)
+            && let Some(oldest) = outages
+                .iter()
+                .min_by_key(|(_, (t, _))| *t)
+                .map(|(k, _)| k.clone())
+        {
+            outages.remove(&oldest);
+        }
+        outages.insert(
+            namespace.to_owned(),
+            (std::time::Instant::now() + pause, in_a_row),
+        );
     }
 
     fn lock_for(&self, namespace: &str, configmap: &str) -> &tokio::sync::Mutex<KnownShards> {
@@ -149,18 +198,21 @@ impl Ledger {
             verdict: Verdict::PROCEED,
             replaced: None,
         };
-        self.update(key, now, |entries| {
-            let data_key = key.data_key();
-            let existing = entries.get(&data_key);
-            reservation.verdict = verdict(existing, runner);
-            reservation.replaced = existing.cloned();
-            let Verdict::Proceed { ambiguous_attempt } = reservation.verdict else {
-                return false;
-            };
-            entries.insert(data_key, runner.reservation(now, ambiguous_attempt));
-            true
-        })
-        .await?;
+        let written = self
+            .update(key, now, |entries| {
+                let data_key = key.data_key();
+                let existing = entries.get(&data_key);
+                reservation.verdict = verdict(existing, runner);
+                reservation.replaced = existing.cloned();
+                let Verdict::Proceed { ambiguous_attempt } = reservation.verdict else {
+                    return false;
+                };
+                entries.insert(data_key, runner.reservation(now, ambiguous_attempt));
+                true
+            })
+            .await;
+        self.note_outcome(&key.namespace, written.is_err());
+        written?;
         Ok(reservation)
     }
 

@@ -331,8 +331,14 @@ mod tests {
         for phase in crate::api::Phase::ALL {
             let written = serde_json::to_value(phase).unwrap_or_default();
             assert_eq!(written, phase.as_str(), "{phase:?}");
-            assert!(docs.contains(&format!("| `{phase}` |")), "no row for {phase}");
-            assert!(field.contains(&format!("`{phase}`")), "`phase` does not list {phase}");
+            assert!(
+                docs.contains(&format!("| `{phase}` |")),
+                "no row for {phase}"
+            );
+            assert!(
+                field.contains(&format!("`{phase}`")),
+                "`phase` does not list {phase}"
+            );
             match phase {
                 crate::api::Phase::Pending
                 | crate::api::Phase::Resetting

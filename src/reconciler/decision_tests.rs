@@ -742,16 +742,27 @@ fn a_malformed_object_fails_invalid_spec_once_and_never_over_a_settled_generatio
     assert_eq!(update.status.phase, Some(Phase::Failed));
     assert_eq!(update.status.observed_generation, Some(1));
     assert_eq!(ready(&update.status), ("False", "InvalidSpec"));
-    assert!(update.status.conditions[0].message.contains("spec.projectId"));
+    assert!(
+        update.status.conditions[0]
+            .message
+            .contains("spec.projectId")
+    );
     assert_eq!(update.note.map(|n| n.reason), Some(Reason::InvalidSpec));
     // Written once: the status it wrote settles the generation.
     assert_eq!(malformed(Some(update.status), 1, "x", now()), None);
     // A finished generation or a claim in flight is never rewritten (row 2, row 6).
     for phase in [Phase::Succeeded, Phase::Unknown, Phase::Resetting] {
-        assert_eq!(malformed(Some(status(1, phase)), 1, "x", now()), None, "{phase}");
+        assert_eq!(
+            malformed(Some(status(1, phase)), 1, "x", now()),
+            None,
+            "{phase}"
+        );
     }
     // A new generation that no longer reads is a new verdict.
     let next = malformed(Some(status(1, Phase::Succeeded)), 2, "x", now()).expect("a status");
     assert_eq!(next.status.observed_generation, Some(2));
-    assert_eq!(next.status.attempts, None, "a new generation starts from nothing");
+    assert_eq!(
+        next.status.attempts, None,
+        "a new generation starts from nothing"
+    );
 }

@@ -104,6 +104,9 @@ pub fn error_policy(
 #[tracing::instrument(skip_all, fields(taskreset = %super::object_name(&tr.metadata), generation = tr.metadata.generation.unwrap_or(0)))]
 async fn reconcile_task_reset(tr: &TaskReset, ctx: &Context) -> Result<Action, Error> {
     let mut facts = Facts::new(Timestamp::now(), fastrand::f64());
+    facts.ledger_paused = ctx
+        .ledger
+        .paused(tr.metadata.namespace.as_deref().unwrap_or_default());
     let mut run = Executor {
         ctx,
         tr,

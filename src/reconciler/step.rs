@@ -13,6 +13,7 @@
 //! | the endpoint | [`Effect::TakeTurn`] (limits); no turn yet: requeue |
 //! | a turn | [`Effect::ReadCredentials`] |
 //! | no usable Secret (3.3), or the version the gateway rejected | [`Effect::Write`] `Pending`, or wait |
+//! | the namespace's ledger failed lately | requeue after its pause, no claim |
 //! | credentials | [`Effect::Claim`] on the decided-on resourceVersion (3.4) |
 //! | the claim lost (409) / the object gone (404) | requeue / done, no call |
 //! | claimed, stopping | [`Effect::Withdraw`] the claim, no call |
@@ -91,6 +92,10 @@ pub struct Facts {
     pub jitter: f64,
     /// The stop signal came or the lease was lost (sampled before each step).
     pub stopping: bool,
+    /// The namespace's ledger could not be written lately: no claim for this long (sampled
+    /// at the start). A failed reservation withdraws its claim, and that write alone would
+    /// start the next reconcile at once.
+    pub ledger_paused: Option<Duration>,
     /// The last effect failed (the executor keeps its error): the reconcile fails and is
     /// retried, after taking back a claim that no call will follow.
     pub failed: bool,
@@ -127,6 +132,7 @@ impl Facts {
             started,
             jitter,
             stopping: false,
+            ledger_paused: None,
             failed: false,
             endpoint: None,
             turn: None,
@@ -491,6 +497,9 @@ fn before_claim<'a>(
     // A version of the Secret the gateway already rejected is never called with again.
     if let Some(wait) = decision::credentials_found(tr, version, now, policy) {
         return decided(wait, facts);
+    }
+    if let Some(pause) = facts.ledger_paused {
+        return Effect::Done(Next::Requeue(pause));
     }
     attempt.credentials = Some(version.clone());
     Effect::Claim(decision::claim(tr, &attempt, now))

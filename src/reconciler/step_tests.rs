@@ -428,6 +428,32 @@ fn a_decided_write_that_conflicts_or_finds_the_object_gone_publishes_nothing() {
 }
 
 #[test]
+fn after_a_ledger_failure_in_the_namespace_nothing_is_claimed_until_its_pause_ends() {
+    let pause = Duration::from_secs(5);
+    let mut facts = Facts::new(now(), 0.5);
+    facts.ledger_paused = Some(pause);
+    let mut effects = Vec::new();
+    let answers = [
+        Learned::Endpoint(Ok(Endpoint::for_region("cn-north-4").expect("endpoint"))),
+        Learned::Turn(Turn::Granted),
+        Learned::Credentials(Lookup::Found(
+            Credentials::Token(SecretString::new("token")),
+            secret_version("41"),
+        )),
+    ];
+    for answer in answers {
+        effects.push(name(&step(&due(), &facts, now(), &policy())));
+        facts.learn(answer);
+    }
+    let last = step(&due(), &facts, now(), &policy());
+    assert_eq!(effects, CALL_PATH[..3]);
+    assert!(
+        matches!(last, Effect::Done(Next::Requeue(d)) if d == pause),
+        "{last:?}"
+    );
+}
+
+#[test]
 fn a_ledger_that_cannot_be_written_withdraws_the_claim_and_makes_no_call() {
     let trace = walk(
         &due(),

@@ -53,6 +53,24 @@ fn error_response(err: &ApiError) -> (Response, u64) {
     (response, len)
 }
 
+/// `metadata.resourceVersion` of a JSON body, "" when none.
+fn body_resource_version(body: &[u8]) -> String {
+    #[derive(serde::Deserialize)]
+    struct Meta {
+        #[serde(default, rename = "resourceVersion")]
+        resource_version: String,
+    }
+    #[derive(serde::Deserialize)]
+    struct Body {
+        metadata: Option<Meta>,
+    }
+    serde_json::from_slice::<Body>(body)
+        .ok()
+        .and_then(|b| b.metadata)
+        .map(|m| m.resource_version)
+        .unwrap_or_default()
+}
+
 fn header_str(headers: &HeaderMap, name: header::HeaderName) -> &str {
     headers
         .get(name)
@@ -82,6 +100,7 @@ async fn entry(State(shared): State<Arc<Shared>>, request: Request) -> Response 
         namespace: String::new(),
         name: String::new(),
         content_type: content_type.clone(),
+        precondition: String::new(),
         status: 0,
         bytes_in: 0,
         bytes_out: 0,
@@ -105,6 +124,9 @@ async fn entry(State(shared): State<Arc<Shared>>, request: Request) -> Response 
         }
     };
     record.bytes_in = body.len() as u64;
+    if method == "PUT" {
+        record.precondition = body_resource_version(&body);
+    }
     let routed = route(&method, &path, &query);
     let (response, len) = match routed {
         Route::Resource(req) => {

@@ -29,6 +29,10 @@ pub struct RequestRecord {
     pub name: String,
     /// The patch or body content type, "" when none.
     pub content_type: String,
+    /// The body's `metadata.resourceVersion` of an update (its optimistic-lock
+    /// precondition), "" when none.
+    #[serde(default)]
+    pub precondition: String,
     /// HTTP status answered (for a watch: of the response head).
     pub status: u16,
     /// Request body size.
@@ -130,6 +134,7 @@ mod tests {
             namespace: String::new(),
             name: String::new(),
             content_type: String::new(),
+            precondition: String::new(),
             status,
             bytes_in: 0,
             bytes_out: 0,
