@@ -400,9 +400,12 @@ async fn the_simulator_answers_like_kube_apiserver() {
         ns: env.ns.clone(),
     };
 
-    let sim = KubeApiServer::start(KubeApiConfig::default())
-        .await
-        .expect("kube API simulator");
+    let sim = KubeApiServer::start(KubeApiConfig {
+        namespaces_must_exist: true,
+        ..KubeApiConfig::default()
+    })
+    .await
+    .expect("kube API simulator");
     let sim_client = sim.client().await;
     // The same CRD (deploy/crd.yaml) and namespace.
     let crd: CustomResourceDefinition =

@@ -11,12 +11,12 @@
 //!
 //! Deliberate simplifications (documented so nobody relies on them):
 //! - No authentication or authorization: every request is allowed.
-//! - Namespaces need not exist for namespaced objects to be created in them (kubectl never
-//!   needs it); `default`, `kube-system`, `kube-public` and `kube-node-lease` exist from the
-//!   start, deleting a Namespace deletes the objects in it at once.
+//! - Namespaces need not exist for namespaced objects to be created in them unless
+//!   [`KubeApiConfig::namespaces_must_exist`] is set (the sandbox sets it; kube-apiserver
+//!   always refuses with 404); `default`, `kube-system`, `kube-public` and `kube-node-lease`
+//!   exist from the start, deleting a Namespace deletes the objects in it at once.
 //! - One stored version per resource: objects are served with the requested version's
 //!   `apiVersion`, without conversion.
-//! - core/v1 Events and events.k8s.io/v1 Events are stored separately.
 //! - Server-side apply tracks `managedFields` per manager with a simple field-set model:
 //!   maps merge, lists are atomic except `x-kubernetes-list-type: map` lists in CRD schemas.
 //! - Strategic merge patch on built-ins is a merge patch that understands the `$patch`,
@@ -30,6 +30,7 @@
 mod cel;
 mod discovery;
 mod errors;
+mod event_twin;
 mod faults;
 mod handlers;
 mod http;
