@@ -1,6 +1,7 @@
 //! RBAC as shipped, proven on a real kube-apiserver (issue 12 "RBAC as shipped", issue 11.10):
 //! for each rendering of the RBAC (kustomize `deploy/` and `deploy/namespaced`, the Helm chart
-//! with its default values and with namespace-scoped RBAC plus a default Secret elsewhere), the
+//! with its default values, with namespace-scoped RBAC in the release namespace, and watching
+//! another namespace with a default Secret in the release namespace), the
 //! controller runs as its ServiceAccount with exactly those rules and the rendered Deployment's
 //! arguments, through a scenario that reaches every API path it has (a reset, a 409 on the
 //! result write, AlreadyExecuted after re-creation, a missing then incomplete then missing
@@ -60,6 +61,31 @@ async fn chart_default_rbac_is_sufficient_and_all_used() {
     };
     let rendered = rbac::render_chart(RELEASE, CONTROLLER_NAMESPACE, &json!({}));
     prove(&env, "chart, default values", &rendered, None).await;
+}
+
+/// `rbac.scope: namespace` with no watchNamespace: the release namespace is watched, one Role
+/// there for the work and one for the Lease.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chart_namespace_scoped_rbac_in_the_release_namespace_is_sufficient_and_all_used() {
+    let Some(env) = RealEnv::private_in(CONTROLLER_NAMESPACE).await else {
+        return;
+    };
+    let rendered = rbac::render_chart(
+        RELEASE,
+        CONTROLLER_NAMESPACE,
+        &json!({"rbac": {"scope": "namespace"}}),
+    );
+    assert!(
+        !rendered.iter().any(|o| o["kind"] == "ClusterRole"),
+        "namespace scope renders no ClusterRole"
+    );
+    prove(
+        &env,
+        "chart, rbac.scope=namespace (release namespace)",
+        &rendered,
+        None,
+    )
+    .await;
 }
 
 /// `rbac.scope: namespace` watching another namespace than the release's, with the default

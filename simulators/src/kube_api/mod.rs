@@ -22,6 +22,15 @@
 //! - Strategic merge patch on built-ins is a merge patch that understands the `$patch`,
 //!   `$retainKeys`, `$setElementOrder` and `$deleteFromPrimitiveList` directives; on custom
 //!   resources it is a merge patch, as in kube-apiserver.
+//! - Server-side apply after client-side apply keeps the `kubectl-client-side-apply` manager
+//!   (kube-apiserver hands those fields to `kubectl-last-applied`, so no conflict there).
+//! - An unknown `format` in a CRD schema draws no warning; a CRD's OpenAPI is served as soon as
+//!   it is created (kube-apiserver: a moment after `Established`).
+//! - Only the built-in kinds above are served (no Deployment, Service, ...).
+//!
+//! Like kube-apiserver, a core/v1 Event and an events.k8s.io/v1 Event are one object seen
+//! through two groups. `tests/real_vs_simulator.rs` (in the main crate) compares this server's
+//! answers with kube-apiserver's; testenv/README.md lists what it found.
 //!
 //! Test hooks: [`KubeApiHandle::request_log`], [`KubeApiHandle::counters`],
 //! [`KubeApiHandle::faults`] and [`KubeApiHandle::get_json`], also over HTTP under `/_sim/`
