@@ -14,15 +14,7 @@ trap 'rm -rf "$work"' EXIT
 note() { printf '    %s\n' "$*"; }
 
 # --- tools ---------------------------------------------------------------------------------
-if [ ! -x .venv/bin/python ]; then
-  python3 -m venv .venv
-fi
-stamp=.venv/.ci-requirements.sha256
-if ! sha256sum --status -c "$stamp" >/dev/null 2>&1 \
-  || ! .venv/bin/python -c 'import helm_python, kubernetes_validate, jsonschema, yaml' 2>/dev/null; then
-  .venv/bin/pip install --quiet --disable-pip-version-check -r .ci/requirements.txt
-  sha256sum .ci/requirements.txt >"$stamp"
-fi
+bash .ci/venv.sh
 
 if ! command -v lua5.4 >/dev/null 2>&1; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then

@@ -382,7 +382,7 @@ async fn kubectl_prints_the_usual_errors_for_invalid_objects() {
     let err = env.fails(&["apply", "-f", &moved]).await;
     assert!(
         err.contains(
-            "The TaskReset \"good\" is invalid: spec.taskId: Invalid value: \"string\": taskId is immutable: create a new TaskReset for another target"
+            "The TaskReset \"good\" is invalid: spec.taskId: Invalid value: \"task-2\": taskId is immutable: create a new TaskReset for another target"
         ),
         "{err}"
     );
@@ -405,7 +405,7 @@ async fn kubectl_prints_the_usual_errors_for_invalid_objects() {
     let err = env.fails(&["apply", "-f", &date]).await;
     assert!(
         err.contains(
-            "spec.dateFrom: Invalid value: \"string\": dateFrom must be epoch milliseconds"
+            "spec.dateFrom: Invalid value: \"last tuesday\": dateFrom must be epoch milliseconds"
         ),
         "{err}"
     );

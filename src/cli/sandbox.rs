@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use clap::{Args, Parser};
 use futures::{StreamExt, TryStreamExt};
-use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::api::core::v1::{Namespace, Secret};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{Api, PostParams};
 use kube::runtime::{WatchStreamExt, watcher};
@@ -137,6 +137,8 @@ pub fn execute(args: SandboxArgs) -> ExitCode {
 async fn sandbox(args: SandboxArgs) -> Result<(), SandboxError> {
     let kube_sim = KubeApiServer::start(KubeApiConfig {
         port: args.api_port,
+        // As kube-apiserver: a TaskReset in a namespace that does not exist is refused.
+        namespaces_must_exist: true,
         ..KubeApiConfig::default()
     })
     .await
@@ -235,6 +237,20 @@ async fn install(client: &kube::Client, namespace: &str) -> Result<(), SandboxEr
     crds.create(&PostParams::default(), &TaskReset::crd())
         .await
         .map_err(kube_err("installing the CRD"))?;
+    let namespaces: Api<Namespace> = Api::all(client.clone());
+    let ns = Namespace {
+        metadata: kube::api::ObjectMeta {
+            name: Some(namespace.to_owned()),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    match namespaces.create(&PostParams::default(), &ns).await {
+        Err(kube::Error::Api(status)) if status.code == 409 => {} // default, kube-system, ...
+        other => {
+            other.map_err(kube_err("creating the namespace"))?;
+        }
+    }
     let secrets: Api<Secret> = Api::namespaced(client.clone(), namespace);
     let secret = Secret {
         metadata: kube::api::ObjectMeta {

@@ -16,6 +16,8 @@
 //! SKIPPED line and return, unless `CI` is set: then they fail.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
+pub mod rbac;
+
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
@@ -42,6 +44,8 @@ pub struct Cluster {
     pub ca: PathBuf,
     pub dir: PathBuf,
     pub logs: PathBuf,
+    /// kube-apiserver's audit log: one JSON event per completed request (Metadata level).
+    pub audit: PathBuf,
     pub kubeconfigs: BTreeMap<String, PathBuf>,
 }
 

@@ -10,7 +10,6 @@
 //! used), `optionalOldSelf`, correlating `oldSelf` inside lists.
 
 use super::errors::Cause;
-use super::util::type_name;
 use kube_cel::KubeCelExt as _;
 use kube_cel::cel::{Context, Program, Value as CelValue};
 use serde_json::Value;
@@ -215,7 +214,16 @@ impl CelRules {
                     Some(fp) => format!("{path}{fp}"),
                     None => path.to_string(),
                 };
-                let mut cause = Cause::invalid(field, &format!("{:?}", type_name(value)), message);
+                // Like kube-apiserver: a scalar is quoted, an object or a list is left out.
+                let mut cause = match value {
+                    Value::Object(_) | Value::Array(_) => Cause {
+                        reason: rule.reason,
+                        message: format!("Invalid value: {message}"),
+                        field,
+                    },
+                    Value::String(s) => Cause::invalid(field, &format!("{s:?}"), message),
+                    scalar => Cause::invalid(field, &scalar.to_string(), message),
+                };
                 cause.reason = rule.reason;
                 causes.push(cause);
             }
@@ -280,7 +288,7 @@ mod tests {
         let bad = r.validate(&json!({"d": -1}), None);
         assert_eq!(
             bad.iter().map(Cause::line).collect::<Vec<_>>(),
-            vec!["d: Invalid value: \"integer\": bad d"]
+            vec!["d: Invalid value: -1: bad d"]
         );
         assert_eq!(r.validate(&json!({"d": "x"}), None).len(), 1);
     }
@@ -311,7 +319,7 @@ mod tests {
         let causes = r.validate(&json!({"name": "ABC"}), None);
         assert_eq!(
             causes[0].message,
-            "Invalid value: \"object\": failed rule: self.name.lowerAscii() == self.name"
+            "Invalid value: failed rule: self.name.lowerAscii() == self.name"
         );
         let err = CelRules::compile(
             &json!({"x-kubernetes-validations": [{"rule": "self.matches('\\.')"}]}),

@@ -23,6 +23,19 @@ impl Cause {
         }
     }
 
+    /// `field: Invalid value: <value>: <detail>` for a value of the wrong type
+    /// (`FieldValueTypeInvalid`, which stops kube-apiserver from running the CEL rules).
+    pub fn type_invalid(
+        field: impl Into<String>,
+        shown_value: &str,
+        detail: impl AsRef<str>,
+    ) -> Self {
+        Self {
+            reason: "FieldValueTypeInvalid",
+            ..Self::invalid(field, shown_value, detail)
+        }
+    }
+
     /// `field: Required value` (with an optional detail).
     pub fn required(field: impl Into<String>, detail: &str) -> Self {
         let message = if detail.is_empty() {

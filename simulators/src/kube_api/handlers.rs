@@ -712,6 +712,15 @@ fn create_object(
     managed_fields::write_entries(&mut obj, &entries);
     let name = meta_str(&obj, "name").to_string();
     let mut store = ctx.shared.store();
+    // kube-apiserver's NamespaceLifecycle admission, after validation.
+    if rt.namespaced
+        && ctx.shared.config.namespaces_must_exist
+        && store
+            .get(&TypeKey::new("", "namespaces"), "", &namespace)
+            .is_none()
+    {
+        return Err(ApiError::not_found("", "namespaces", &namespace));
+    }
     if store
         .get(&rt.key, &namespace_for(rt, &namespace), &name)
         .is_some()

@@ -11,17 +11,26 @@
 //!
 //! Deliberate simplifications (documented so nobody relies on them):
 //! - No authentication or authorization: every request is allowed.
-//! - Namespaces need not exist for namespaced objects to be created in them (kubectl never
-//!   needs it); `default`, `kube-system`, `kube-public` and `kube-node-lease` exist from the
-//!   start, deleting a Namespace deletes the objects in it at once.
+//! - Namespaces need not exist for namespaced objects to be created in them unless
+//!   [`KubeApiConfig::namespaces_must_exist`] is set (the sandbox sets it; kube-apiserver
+//!   always refuses with 404); `default`, `kube-system`, `kube-public` and `kube-node-lease`
+//!   exist from the start, deleting a Namespace deletes the objects in it at once.
 //! - One stored version per resource: objects are served with the requested version's
 //!   `apiVersion`, without conversion.
-//! - core/v1 Events and events.k8s.io/v1 Events are stored separately.
 //! - Server-side apply tracks `managedFields` per manager with a simple field-set model:
 //!   maps merge, lists are atomic except `x-kubernetes-list-type: map` lists in CRD schemas.
 //! - Strategic merge patch on built-ins is a merge patch that understands the `$patch`,
 //!   `$retainKeys`, `$setElementOrder` and `$deleteFromPrimitiveList` directives; on custom
 //!   resources it is a merge patch, as in kube-apiserver.
+//! - Server-side apply after client-side apply keeps the `kubectl-client-side-apply` manager
+//!   (kube-apiserver hands those fields to `kubectl-last-applied`, so no conflict there).
+//! - An unknown `format` in a CRD schema draws no warning; a CRD's OpenAPI is served as soon as
+//!   it is created (kube-apiserver: a moment after `Established`).
+//! - Only the built-in kinds above are served (no Deployment, Service, ...).
+//!
+//! Like kube-apiserver, a core/v1 Event and an events.k8s.io/v1 Event are one object seen
+//! through two groups. `tests/real_vs_simulator.rs` (in the main crate) compares this server's
+//! answers with kube-apiserver's; testenv/README.md lists what it found.
 //!
 //! Test hooks: [`KubeApiHandle::request_log`], [`KubeApiHandle::counters`],
 //! [`KubeApiHandle::faults`] and [`KubeApiHandle::get_json`], also over HTTP under `/_sim/`
@@ -30,6 +39,7 @@
 mod cel;
 mod discovery;
 mod errors;
+mod event_twin;
 mod faults;
 mod handlers;
 mod http;

@@ -228,7 +228,7 @@ impl Schema {
                 } else {
                     self.ty.as_deref().unwrap_or("")
                 };
-                causes.push(Cause::invalid(
+                causes.push(Cause::type_invalid(
                     path,
                     "\"null\"",
                     format!("{shown_path} in body must be of type {expected}: \"null\""),
@@ -240,7 +240,7 @@ impl Schema {
             let ok = matches!(type_name(value), "integer" | "string");
             if !ok {
                 let actual = type_name(value);
-                causes.push(Cause::invalid(
+                causes.push(Cause::type_invalid(
                     path,
                     &format!("{actual:?}"),
                     format!("{shown_path} in body must be of type integer,string: {actual:?}"),
@@ -251,7 +251,7 @@ impl Schema {
             let actual = type_name(value);
             let ok = actual == ty || (ty == "number" && actual == "integer");
             if !ok {
-                causes.push(Cause::invalid(
+                causes.push(Cause::type_invalid(
                     path,
                     &format!("{actual:?}"),
                     format!("{shown_path} in body must be of type {ty}: {actual:?}"),

@@ -27,6 +27,10 @@ pub struct KubeApiConfig {
     pub bookmark_interval: Duration,
     /// Watch duration when the client gives no `timeoutSeconds`.
     pub default_watch_timeout: Duration,
+    /// Refuse to create a namespaced object in a Namespace that does not exist (404
+    /// `namespaces "x" not found`), as kube-apiserver does. Off by default so tests can use any
+    /// namespace without creating it first; the sandbox turns it on.
+    pub namespaces_must_exist: bool,
 }
 
 impl Default for KubeApiConfig {
@@ -37,6 +41,7 @@ impl Default for KubeApiConfig {
             request_log_limit: 100_000,
             bookmark_interval: Duration::from_secs(5),
             default_watch_timeout: Duration::from_secs(1800),
+            namespaces_must_exist: false,
         }
     }
 }

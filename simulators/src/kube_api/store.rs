@@ -155,7 +155,11 @@ impl Store {
             .and_then(Value::as_str)
             .unwrap_or("")
             .to_string();
+        let twin = super::event_twin::twin(key, &obj);
         let obj = Arc::new(obj);
+        if let Some((twin_key, twin)) = twin {
+            self.put_twin(twin_key, rv, (namespace.clone(), name.clone()), twin);
+        }
         let previous = self
             .objects
             .entry(key.clone())
@@ -186,6 +190,9 @@ impl Store {
         let rv = self.rv;
         let mut last = (*old).clone();
         metadata_mut(&mut last).insert("resourceVersion".into(), Value::String(rv.to_string()));
+        if let Some((twin_key, _)) = super::event_twin::twin(key, &last) {
+            self.remove_twin(&twin_key, rv, &(namespace.to_string(), name.to_string()));
+        }
         let last = Arc::new(last);
         self.emit(WatchEvent {
             rv,
@@ -195,6 +202,44 @@ impl Store {
             previous: None,
         });
         Some(last)
+    }
+
+    /// Stores the other group's form of an event being put, under the same resourceVersion.
+    fn put_twin(&mut self, key: TypeKey, rv: u64, id: ObjectKey, twin: Value) {
+        let twin = Arc::new(twin);
+        let previous = self
+            .objects
+            .entry(key.clone())
+            .or_default()
+            .insert(id, twin.clone());
+        let kind = if previous.is_some() {
+            EventKind::Modified
+        } else {
+            EventKind::Added
+        };
+        self.emit(WatchEvent {
+            rv,
+            key,
+            kind,
+            object: twin,
+            previous,
+        });
+    }
+
+    /// Removes the other group's form of an event being removed, under the same resourceVersion.
+    fn remove_twin(&mut self, key: &TypeKey, rv: u64, id: &ObjectKey) {
+        let Some(old) = self.objects.get_mut(key).and_then(|m| m.remove(id)) else {
+            return;
+        };
+        let mut last = (*old).clone();
+        metadata_mut(&mut last).insert("resourceVersion".into(), Value::String(rv.to_string()));
+        self.emit(WatchEvent {
+            rv,
+            key: key.clone(),
+            kind: EventKind::Deleted,
+            object: Arc::new(last),
+            previous: None,
+        });
     }
 
     /// Removes every object of a type (its CRD was deleted).

@@ -120,10 +120,29 @@ pub(crate) fn validate(
     if let Some(schema) = &version.schema {
         causes.extend(schema.validate(obj, true));
     }
-    if causes.is_empty()
-        && let Some(cel) = &version.cel
-    {
-        causes.extend(cel.validate(obj, old));
+    if let Some(cel) = &version.cel {
+        // kube-apiserver skips the CEL rules after a wrong type, a missing required field, an
+        // unsupported enum value or a value too long or with too many items, and says so; the
+        // other schema errors (a pattern, a bound, a name) leave the rules to run.
+        let blocking = causes.iter().any(|c| {
+            matches!(
+                c.reason,
+                "FieldValueNotSupported"
+                    | "FieldValueRequired"
+                    | "FieldValueTooLong"
+                    | "FieldValueTooMany"
+                    | "FieldValueTypeInvalid"
+            )
+        });
+        if blocking {
+            causes.push(Cause::invalid(
+                "<nil>",
+                "null",
+                "some validation rules were not checked because the object was invalid; correct the existing errors to complete validation",
+            ));
+        } else {
+            causes.extend(cel.validate(obj, old));
+        }
     }
     causes
 }
@@ -190,13 +209,13 @@ mod tests {
         let bad = check(&tr(s.clone()), None);
         assert_eq!(bad.len(), 1, "{bad:?}");
         assert!(
-            bad[0].starts_with("spec.dateFrom: Invalid value: \"integer\": dateFrom must be"),
+            bad[0].starts_with("spec.dateFrom: Invalid value: -5: dateFrom must be"),
             "{bad:?}"
         );
         s["dateFrom"] = json!("yesterday");
         let bad = check(&tr(s), None);
         assert!(
-            bad[0].starts_with("spec.dateFrom: Invalid value: \"string\": dateFrom must be"),
+            bad[0].starts_with("spec.dateFrom: Invalid value: \"yesterday\": dateFrom must be"),
             "{bad:?}"
         );
     }
@@ -210,7 +229,7 @@ mod tests {
         assert_eq!(
             bad,
             vec![
-                "spec.taskId: Invalid value: \"string\": taskId is immutable: create a new TaskReset for another target"
+                "spec.taskId: Invalid value: \"t2\": taskId is immutable: create a new TaskReset for another target"
             ]
         );
         let mut s = spec();

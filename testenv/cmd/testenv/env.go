@@ -24,6 +24,7 @@ type env struct {
 	etcd      *server
 	apiserver *server
 	configs   map[string]string
+	auditLog  string       // kube-apiserver's audit log (JSON lines, Metadata level)
 	ready     func() error // GET /readyz as admin until it answers 200
 }
 
@@ -64,6 +65,12 @@ func newEnv(dir, etcdBin, apiserverBin string, ids []identity, timeout time.Dura
 	if e.configs, err = writeKubeconfigs(filepath.Join(dir, "kubeconfigs"), e.url, e.pki.caPEM, e.ids); err != nil {
 		return nil, err
 	}
+
+	audit, auditLog, err := auditArgs(dir)
+	if err != nil {
+		return nil, err
+	}
+	e.auditLog = auditLog
 
 	peerURL := "http://127.0.0.1:" + strconv.Itoa(ports[2])
 	e.etcd = &server{
@@ -111,6 +118,7 @@ func newEnv(dir, etcdBin, apiserverBin string, ids []identity, timeout time.Dura
 			"--profiling=false",
 		},
 	}
+	e.apiserver.args = append(e.apiserver.args, audit...)
 	admin := e.ids[0].token
 	pool := x509.NewCertPool()
 	pool.AppendCertsFromPEM(e.pki.caPEM)
@@ -164,6 +172,7 @@ func (e *env) info(event string) map[string]any {
 		"kubeconfigs": e.configs,
 		"dir":         e.dir,
 		"logs":        filepath.Dir(e.apiserver.log),
+		"audit":       e.auditLog,
 	}
 }
 
