@@ -7,8 +7,8 @@
 //	helmcheck upgrade   -kubeconfig FILE -namespace NS -release NAME [-f VALUES]... CHART
 //	helmcheck uninstall -kubeconfig FILE -namespace NS -release NAME
 //
-// template renders against the cluster's capabilities (Helm's --dry-run=server), the chart's
-// CRDs first (as --include-crds); install and upgrade do not wait (the test environment runs no pods).
+// template renders client-side for the cluster's Kubernetes version, the chart's CRDs
+// included (helm template --include-crds --kube-version); install and upgrade do not wait (the test environment runs no pods).
 // A failure prints {"error": ...} and exits 1.
 package main
 
@@ -22,7 +22,9 @@ import (
 	"time"
 
 	"helm.sh/helm/v3/pkg/action"
+	"helm.sh/helm/v3/pkg/chart"
 	"helm.sh/helm/v3/pkg/chart/loader"
+	"helm.sh/helm/v3/pkg/chartutil"
 	"helm.sh/helm/v3/pkg/cli"
 	"helm.sh/helm/v3/pkg/cli/values"
 	"helm.sh/helm/v3/pkg/getter"
@@ -122,27 +124,16 @@ func run(command string, o *options) (result, error) {
 	if err != nil {
 		return result{}, fmt.Errorf("values: %w", err)
 	}
-	cfg, err := configuration(o)
-	if err != nil {
-		return result{}, err
+	var cfg *action.Configuration
+	if command != "template" {
+		if cfg, err = configuration(o); err != nil {
+			return result{}, err
+		}
 	}
 	var rel *release.Release
 	switch command {
 	case "template":
-		install := action.NewInstall(cfg)
-		install.ReleaseName, install.Namespace = o.release, o.namespace
-		install.DryRun, install.DryRunOption = true, "server"
-		install.Replace = true
-		rel, err = install.Run(chrt, vals)
-		if err == nil {
-			// As --include-crds renders them, first. (Rendered with the templates against a
-			// cluster, Helm refuses a CRD it does not own, such as one installed from crds/.)
-			var crds strings.Builder
-			for _, crd := range chrt.CRDObjects() {
-				fmt.Fprintf(&crds, "---\n# Source: %s\n%s\n", crd.Filename, crd.File.Data)
-			}
-			rel.Manifest = crds.String() + rel.Manifest
-		}
+		rel, err = template(o, chrt, vals)
 	case "install":
 		install := action.NewInstall(cfg)
 		install.ReleaseName, install.Namespace = o.release, o.namespace
@@ -162,6 +153,33 @@ func run(command string, o *options) (result, error) {
 		res.Status = rel.Info.Status.String()
 	}
 	return res, nil
+}
+
+// template renders the chart as `helm template --include-crds --kube-version V` does, V being
+// the cluster's version. (Rendering against the cluster itself, Helm maps every kind through
+// discovery and refuses kinds the cluster does not serve, such as a ServiceMonitor.)
+func template(o *options, chrt *chart.Chart, vals map[string]interface{}) (*release.Release, error) {
+	if o.kubeconfig == "" {
+		return nil, errors.New("-kubeconfig is required")
+	}
+	discovery, err := kube.GetConfig(o.kubeconfig, "", o.namespace).ToDiscoveryClient()
+	if err != nil {
+		return nil, fmt.Errorf("discovery: %w", err)
+	}
+	info, err := discovery.ServerVersion()
+	if err != nil {
+		return nil, fmt.Errorf("the server's version: %w", err)
+	}
+	version, err := chartutil.ParseKubeVersion(info.GitVersion)
+	if err != nil {
+		return nil, fmt.Errorf("the server's version %q: %w", info.GitVersion, err)
+	}
+	install := action.NewInstall(&action.Configuration{Log: func(string, ...interface{}) {}})
+	install.ReleaseName, install.Namespace = o.release, o.namespace
+	install.DryRun, install.ClientOnly, install.Replace = true, true, true
+	install.IncludeCRDs = true
+	install.KubeVersion = version
+	return install.Run(chrt, vals)
 }
 
 // configuration is Helm's action configuration for the cluster of o.kubeconfig, storing
