@@ -189,9 +189,9 @@ func configuration(o *options) (*action.Configuration, error) {
 		return nil, errors.New("-kubeconfig is required")
 	}
 	cfg := new(action.Configuration)
-	getter := kube.GetConfig(o.kubeconfig, "", o.namespace)
+	flags := kube.GetConfig(o.kubeconfig, "", o.namespace)
 	quiet := func(string, ...interface{}) {}
-	if err := cfg.Init(getter, o.namespace, "secret", quiet); err != nil {
+	if err := cfg.Init(flags, o.namespace, "secret", quiet); err != nil {
 		return nil, fmt.Errorf("helm configuration: %w", err)
 	}
 	return cfg, nil
