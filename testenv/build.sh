@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds testenv, etcd and kube-apiserver into $1 (default: testenv/bin), stamping
 # kube-apiserver with the Kubernetes version go.mod pins (what `kubectl version` and /version
-# show). Go's caches make a rebuild take seconds. GO overrides the go binary.
+# show), and the judges (judges/: kstatus, helmcheck) from their own module. Go's caches make a
+# rebuild take seconds. GO overrides the go binary.
 set -euo pipefail
 out=$(realpath -m "${1:-$(dirname "$0")/bin}")
 cd "$(dirname "$0")"
@@ -16,3 +17,5 @@ done
 mkdir -p "$out"
 "$go" build -mod=readonly -ldflags "$ldflags" -o "$out/" \
   ./cmd/testenv ./cmd/etcd k8s.io/kubernetes/cmd/kube-apiserver
+# A module of its own: Helm's requirements would move dependencies of kube-apiserver.
+(cd judges && "$go" build -mod=readonly -o "$out/" ./cmd/kstatus ./cmd/helmcheck)

@@ -7,8 +7,10 @@ use std::path::PathBuf;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use serde_json::Value;
 use taskreset_controller::api::{
-    DateFrom, ID_PATTERN, REGION_PATTERN, RetryPolicy, TaskReset, TaskResetStatus, crd_yaml,
+    DateFrom, ID_PATTERN, NOT_OBSERVED, REGION_PATTERN, RetryPolicy, TaskReset, TaskResetStatus,
+    crd_yaml,
 };
+use taskreset_controller::reconciler::decision::{Decision, Policy, decide};
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -309,6 +311,41 @@ fn defaults_apply_when_optional_fields_are_omitted() {
     assert_eq!(tr.current_phase(), None);
 }
 
+/// Issue 15.5: kstatus reads an object without status.observedGeneration as Current. The CRD
+/// defaults a missing status (and a missing observedGeneration) to "no generation observed";
+/// the controller reads that as a fresh generation: a first attempt, no skip, no retry.
+#[test]
+fn the_status_default_is_not_observed_and_a_fresh_generation_for_the_controller() {
+    let status = &schema()["properties"]["status"];
+    let default = &status["default"];
+    assert_eq!(
+        *default,
+        serde_json::json!({"observedGeneration": NOT_OBSERVED})
+    );
+    assert_eq!(
+        status["properties"]["observedGeneration"]["default"],
+        serde_json::json!(NOT_OBSERVED)
+    );
+    for generation in [1, 7] {
+        let tr: TaskReset = serde_json::from_value(serde_json::json!({
+            "apiVersion": "fdi.roma.io/v1alpha1", "kind": "TaskReset",
+            "metadata": {"name": "x", "namespace": "data", "generation": generation},
+            "spec": {"projectId": "p", "instanceId": "i", "taskId": "t", "region": "cn-north-4"},
+            "status": default,
+        }))
+        .expect("deserialize");
+        assert_eq!(tr.current_phase(), None);
+        match decide(&tr, jiff::Timestamp::now(), &Policy::default()) {
+            Decision::Attempt(attempt) => {
+                assert_eq!(attempt.generation, generation);
+                assert_eq!((attempt.number, attempt.retry_of), (1, None));
+                assert_eq!(attempt.ambiguous_before, None);
+            }
+            other => panic!("generation {generation}: {other:?}"),
+        }
+    }
+}
+
 // ---------------------------------------------------------------------------------------
 // Admission: the committed CRD on the project's Kubernetes API simulator, and the controller's
 // own validation, must agree on every input (issue 11, points 6, 11 and 13).
@@ -404,6 +441,25 @@ mod admission {
 
     fn s(n: usize) -> String {
         "a".repeat(n)
+    }
+
+    /// Like kube-apiserver, the simulator serves the CRD's status default on an object no
+    /// one wrote a status to (tests/real_kstatus.rs checks kube-apiserver).
+    #[tokio::test]
+    async fn a_new_object_reads_with_the_default_status() {
+        let sim = sim().await;
+        let created = admit(&sim, "fresh", &serde_json::json!({}))
+            .await
+            .expect("admitted");
+        let want = serde_json::json!({"observedGeneration": NOT_OBSERVED});
+        assert_eq!(created["status"], want);
+        let api: Api<DynamicObject> = Api::namespaced_with(
+            sim.client.clone(),
+            NS,
+            &ApiResource::erase::<TaskReset>(&()),
+        );
+        let read = serde_json::to_value(api.get("fresh").await.expect("get")).expect("json");
+        assert_eq!(read["status"], want);
     }
 
     /// Point 6: every free-text field has a maxLength, enforced by both.

@@ -39,6 +39,8 @@ end
 local cases = {
   { "new object, no status yet", tr(1, nil), "Progressing", "Waiting for the controller" },
   { "empty status", tr(1, {}), "Progressing", "observe generation 1" },
+  { "new object, the CRD's default status", tr(1, { observedGeneration = -1 }),
+    "Progressing", "observe generation 1" },
   { "status for an older generation", tr(3, {
       observedGeneration = 2, phase = "Succeeded",
       conditions = { cond("Ready", "True", "ResetSucceeded", "Reset Success", 2) } }),

@@ -248,12 +248,23 @@ impl fmt::Display for Phase {
     }
 }
 
+/// The `status.observedGeneration` the CRD defaults to: no generation observed yet. Never a
+/// real generation (those start at 1).
+pub const NOT_OBSERVED: i64 = -1;
+
 /// What the controller observed and did for `observedGeneration`.
+// The CRD defaults a missing status to {observedGeneration: -1} (and a missing
+// observedGeneration to -1); kube-apiserver fills it in on every read, so kstatus (Flux,
+// cli-utils) reads an object the controller has not written to yet as InProgress ("latest
+// generation not observed") instead of Current.
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
+#[schemars(extend("default" = {"observedGeneration": NOT_OBSERVED}))]
 pub struct TaskResetStatus {
-    /// The metadata.generation this status describes.
+    /// The metadata.generation this status describes; -1 until the controller first writes
+    /// the status.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("default" = NOT_OBSERVED))]
     pub observed_generation: Option<i64>,
     /// Pending, Resetting, Retrying, Succeeded, Failed, Unknown or Suspended.
     #[serde(default, skip_serializing_if = "Option::is_none")]

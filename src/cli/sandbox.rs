@@ -340,7 +340,8 @@ async fn watch(
 }
 
 fn describe(tr: &TaskReset) -> String {
-    let Some(status) = tr.status.as_ref() else {
+    // A status nobody wrote is the CRD's default, {observedGeneration: -1}: no phase.
+    let Some(status) = tr.status.as_ref().filter(|s| s.phase.is_some()) else {
         return "(no status yet)".to_owned();
     };
     let phase = status

@@ -91,6 +91,12 @@ fn bin_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("testenv/bin")
 }
 
+/// A program testenv/build.sh builds (`kstatus`, `helmcheck`: testenv/README.md); valid once a
+/// [`RealEnv`] exists (the build ran).
+pub fn testenv_bin(name: &str) -> PathBuf {
+    bin_dir().join(name)
+}
+
 /// Build testenv/ once per test process, under a lock shared by all test processes. Returns
 /// false (after a loud note) when Go is not installed and `CI` is not set.
 fn build() -> bool {
@@ -258,15 +264,26 @@ impl RealEnv {
     /// A private cluster (see [`RealEnv::private`]) with the namespace `ns`, for manifests
     /// that name their namespace.
     pub async fn private_in(ns: &str) -> Option<Self> {
+        Self::private_with(ns, true).await
+    }
+
+    /// A private cluster without the CRD (for installers that bring their own, such as Helm).
+    pub async fn private_without_crd(test: &str) -> Option<Self> {
+        Self::private_with(&unique(test), false).await
+    }
+
+    async fn private_with(ns: &str, crd: bool) -> Option<Self> {
         let permit = PRIVATE.acquire().await.expect("semaphore");
         let launcher = tokio::task::spawn_blocking(|| build().then(Launcher::start))
             .await
             .expect("join")?;
         let cluster = launcher.cluster.clone();
-        let c = cluster.clone();
-        tokio::task::spawn_blocking(move || install_crd(&c))
-            .await
-            .expect("join");
+        if crd {
+            let c = cluster.clone();
+            tokio::task::spawn_blocking(move || install_crd(&c))
+                .await
+                .expect("join");
+        }
         Some(Self::in_namespace(cluster, Some((launcher, permit)), ns).await)
     }
 
