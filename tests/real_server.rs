@@ -527,3 +527,64 @@ fn ready_reason(tr: &TaskReset) -> String {
         .map(|c| c.reason.clone())
         .unwrap_or_default()
 }
+
+/// An object stored under a looser CRD (an older version, a hand edit) that the controller
+/// cannot read as a TaskReset: kube-apiserver takes the status write anyway, so the object
+/// ends Failed/InvalidSpec in its own status, written once, and nothing is called.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_malformed_object_gets_a_failed_status_from_the_real_server() {
+    // A cluster of its own: the CRD is loosened.
+    let Some(env) = RealEnv::private("malformed").await else {
+        return;
+    };
+    let loose = r#"[
+        {"op": "replace", "path": "/spec/versions/0/schema/openAPIV3Schema/properties/spec",
+         "value": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}}
+    ]"#;
+    let patched = env
+        .kubectl(&[
+            "patch",
+            "crd",
+            "taskresets.fdi.roma.io",
+            "--type=json",
+            "-p",
+            loose,
+        ])
+        .await;
+    assert!(patched.status.success(), "{patched:?}");
+    let broken = format!(
+        "apiVersion: fdi.roma.io/v1alpha1\nkind: TaskReset\nmetadata:\n  name: broken\n  namespace: {}\nspec:\n  projectId: 42\n",
+        env.ns
+    );
+    let file = env.write("broken.yaml", &broken);
+    let deadline = Instant::now() + WAIT;
+    // The loosened schema takes effect a moment after the patch.
+    while !env.kubectl(&["apply", "-f", &file]).await.status.success() {
+        assert!(
+            Instant::now() < deadline,
+            "the loosened CRD never admitted the object"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let roma = roma().await;
+    let ctl = env.spawn_controller("admin", Watch::ThisNamespace, &roma.url(), &[]);
+    let jsonpath = r#"-o=jsonpath={.status.phase}/{.status.conditions[?(@.type=="Ready")].reason}/{.metadata.resourceVersion}"#;
+    let args = ["get", "taskreset", "broken", "-n", &env.ns, jsonpath];
+    let read = || env.kubectl(&args);
+    let seen = loop {
+        let out = String::from_utf8_lossy(&read().await.stdout).into_owned();
+        if out.starts_with("Failed/InvalidSpec/") {
+            break out;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no status for the malformed object: {out}\n{}",
+            ctl.log()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let later = String::from_utf8_lossy(&read().await.stdout).into_owned();
+    assert_eq!(later, seen, "the status is written once, not in a loop");
+    assert!(roma.calls().is_empty(), "nothing is called for it");
+}
