@@ -7,7 +7,10 @@ use std::time::{Duration, Instant};
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::Api;
-use taskreset_controller::api::{DateFrom, Phase, TaskReset, TaskResetSpec};
+mod fixture;
+
+use fixture::Fixture;
+use taskreset_controller::api::{Phase, TaskReset};
 use taskreset_controller::ledger::{Ledger, RunKey, Runner, SHARD_BUDGET_BYTES, SHARDS, Verdict};
 use taskreset_simulators::kube_api::{KubeApiConfig, KubeApiServer};
 
@@ -15,22 +18,11 @@ const RUNS: usize = 1_000;
 const NS: &str = "bulk";
 
 fn object(i: usize) -> TaskReset {
-    let mut tr = TaskReset::new(
-        &format!("nightly-replay-{i:05}"),
-        TaskResetSpec {
-            date_from: Some(DateFrom::EpochMillis(1_630_052_714_000)),
-            region: Some("cn-north-4".into()),
-            run_id: Some("2026-11-29".into()),
-            ..TaskResetSpec::new(
-                "c53626012ba84727b938ca8bf03108ef",
-                "fae7ff6c-8e07-4cf8-9e67-589cab2f017c",
-                &format!("{i:032x}"),
-            )
-        },
-    );
-    tr.metadata.namespace = Some(NS.into());
-    tr.metadata.uid = Some(format!("uid-{i}"));
-    tr
+    Fixture::new(&format!("nightly-replay-{i:05}"), &format!("{i:032x}"))
+        .namespace(NS)
+        .run_id("2026-11-29")
+        .uid(&format!("uid-{i}"))
+        .build()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

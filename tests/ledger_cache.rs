@@ -8,7 +8,10 @@ use std::time::Duration;
 use jiff::Timestamp;
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::Api;
-use taskreset_controller::api::{Phase, TaskReset, TaskResetSpec};
+mod fixture;
+
+use fixture::Fixture;
+use taskreset_controller::api::{Phase, TaskReset};
 use taskreset_controller::ledger::{Entry, Ledger, RunKey, Runner, Verdict};
 use taskreset_simulators::kube_api::{KubeApiConfig, KubeApiHandle, KubeApiServer};
 
@@ -16,13 +19,10 @@ const NS: &str = "ledger-cache";
 const RETENTION: Duration = Duration::from_secs(86_400);
 
 fn object(name: &str, uid: &str) -> TaskReset {
-    let mut tr = TaskReset::new(
-        name,
-        TaskResetSpec::new("project1", "instance1", &format!("task-{name}")),
-    );
-    tr.metadata.namespace = Some(NS.into());
-    tr.metadata.uid = Some(uid.into());
-    tr
+    Fixture::new(name, &format!("task-{name}"))
+        .namespace(NS)
+        .uid(uid)
+        .build()
 }
 
 fn key(tr: &TaskReset) -> RunKey {

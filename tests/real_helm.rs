@@ -6,6 +6,7 @@
 //! Skipped, loudly, without Go (failing instead when `CI` is set); see tests/real_support.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod fixture;
 mod real_support;
 
 use std::process::Command;
@@ -17,9 +18,10 @@ use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{Api, ListParams, PostParams};
+use fixture::Fixture;
 use real_support::{RealEnv, testenv_bin};
 use serde_json::Value;
-use taskreset_controller::api::{TaskReset, TaskResetSpec};
+use taskreset_controller::api::TaskReset;
 
 const CHART: &str = "charts/taskreset-controller";
 const RELEASE: &str = "tr";
@@ -238,14 +240,10 @@ async fn helm_sdk_lints_renders_installs_upgrades_and_uninstalls_the_chart() {
         &PostParams::default(),
         &TaskReset::new(
             "kept",
-            TaskResetSpec {
-                region: Some("cn-north-4".into()),
-                ..TaskResetSpec::new(
-                    "c53626012ba84727b938ca8bf03108ef",
-                    "fae7ff6c-8e07-4cf8-9e67-589cab2f017c",
-                    &task,
-                )
-            },
+            Fixture::new("kept", &task)
+                .spec(|s| s.date_from = None)
+                .region("cn-north-4")
+                .build_spec(),
         ),
     )
     .await

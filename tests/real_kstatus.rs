@@ -13,6 +13,7 @@
 //! Skipped, loudly, without Go (failing instead when `CI` is set); see tests/real_support.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod fixture;
 mod real_support;
 
 use std::collections::BTreeSet;
@@ -23,16 +24,15 @@ use std::time::{Duration, Instant};
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
+use fixture::Fixture;
 use real_support::{RealEnv, Watch, testenv_bin};
 use serde::Deserialize;
 use serde_json::Value;
-use taskreset_controller::api::{SecretReference, TaskReset, TaskResetSpec};
+use taskreset_controller::api::{TaskReset, TaskResetSpec};
 use taskreset_simulators::roma::{RomaConfig, RomaSimulator, Step};
 
 const WAIT: Duration = Duration::from_secs(60);
 const TOKEN: &str = "kstatus-token-0001";
-const PROJECT: &str = "c53626012ba84727b938ca8bf03108ef";
-const INSTANCE: &str = "fae7ff6c-8e07-4cf8-9e67-589cab2f017c";
 
 /// One line of the kstatus command: its verdict on one version of one object.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -189,13 +189,11 @@ fn task() -> String {
 }
 
 fn spec(task: &str, secret: &str) -> TaskResetSpec {
-    TaskResetSpec {
-        credentials_secret_ref: Some(SecretReference {
-            name: secret.into(),
-        }),
-        run_id: Some("r1".into()),
-        ..TaskResetSpec::new(PROJECT, INSTANCE, task)
-    }
+    Fixture::new("x", task)
+        .spec(|s| s.date_from = None)
+        .secret(secret)
+        .run_id("r1")
+        .build_spec()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

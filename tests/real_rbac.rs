@@ -14,6 +14,7 @@
 //! (failing instead when `CI` is set); see tests/real_support.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod fixture;
 mod real_support;
 
 use std::collections::BTreeSet;
@@ -21,17 +22,16 @@ use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, DeleteParams, ObjectMeta, Patch, PatchParams, PostParams};
+use fixture::Fixture;
 use real_support::rbac::{self, Grant};
 use real_support::{CONTROLLER_ACCOUNT, CONTROLLER_NAMESPACE, Proc, RealEnv};
 use serde_json::{Value, json};
-use taskreset_controller::api::{DateFrom, Phase, SecretReference, TaskReset, TaskResetSpec};
+use taskreset_controller::api::{Phase, TaskReset, TaskResetSpec};
 use taskreset_controller::ledger::{RunKey, SHARDS};
 use taskreset_simulators::roma::{RomaConfig, RomaHandle, RomaSimulator, Step};
 
 const WAIT: Duration = Duration::from_secs(45);
 const TOKEN: &str = "real-rbac-token-0001";
-const PROJECT: &str = "c53626012ba84727b938ca8bf03108ef";
-const INSTANCE: &str = "fae7ff6c-8e07-4cf8-9e67-589cab2f017c";
 /// The chart's release: its full name is the release name, as in docs/install.md.
 const RELEASE: &str = "taskreset-controller";
 
@@ -392,11 +392,10 @@ fn task_id() -> String {
 }
 
 fn spec(task: &str, secret: Option<&str>) -> TaskResetSpec {
-    TaskResetSpec {
-        date_from: Some(DateFrom::EpochMillis(1_630_052_714_000)),
-        credentials_secret_ref: secret.map(|name| SecretReference { name: name.into() }),
-        run_id: Some("r1".into()),
-        ..TaskResetSpec::new(PROJECT, INSTANCE, task)
+    let fixture = Fixture::new("x", task).run_id("r1");
+    match secret {
+        Some(name) => fixture.secret(name).build_spec(),
+        None => fixture.build_spec(),
     }
 }
 

@@ -346,20 +346,6 @@ impl TaskResetSpec {
     }
 }
 
-/// The spec of the ROMA API reference example, for unit tests.
-#[cfg(test)]
-pub(crate) fn reference_spec() -> TaskResetSpec {
-    TaskResetSpec {
-        date_from: Some(DateFrom::EpochMillis(1_630_052_714_000)),
-        region: Some("cn-north-4".into()),
-        ..TaskResetSpec::new(
-            "c53626012ba84727b938ca8bf03108ef",
-            "fae7ff6c-8e07-4cf8-9e67-589cab2f017c",
-            "15366328208d4d77b76532fe9f4006a6",
-        )
-    }
-}
-
 impl TaskReset {
     /// The phase recorded for the object's current generation, if the status describes it.
     pub fn current_phase(&self) -> Option<Phase> {

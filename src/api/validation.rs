@@ -239,7 +239,9 @@ mod tests {
     use crate::api::DateFrom;
 
     fn spec() -> TaskResetSpec {
-        crate::api::reference_spec()
+        crate::fixture::Fixture::new("x", crate::fixture::TASK)
+            .region("cn-north-4")
+            .build_spec()
     }
 
     #[test]

@@ -340,20 +340,15 @@ pub fn store(entries: &BTreeMap<String, Entry>) -> BTreeMap<String, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::api::{DateFrom, TaskResetSpec};
+    use crate::api::DateFrom;
+    use crate::fixture::Fixture;
 
     fn tr(name: &str, run_id: Option<&str>) -> TaskReset {
-        let mut tr = TaskReset::new(
-            name,
-            TaskResetSpec {
-                date_from: Some(DateFrom::EpochMillis(1_630_052_714_000)),
-                region: Some("cn-north-4".into()),
-                run_id: run_id.map(str::to_owned),
-                ..TaskResetSpec::new("p1", "i1", "t1")
-            },
-        );
-        tr.metadata.namespace = Some("data".into());
-        tr
+        let fixture = Fixture::new(name, "t1");
+        match run_id {
+            Some(run) => fixture.run_id(run).build(),
+            None => fixture.build(),
+        }
     }
 
     fn key(tr: &TaskReset) -> RunKey {

@@ -33,13 +33,11 @@ pub fn trim(obj: &mut DeserializeGuard<TaskReset>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::api::TaskResetSpec;
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::{FieldsV1, ManagedFieldsEntry};
     use kube::core::error_boundary::InvalidObject;
 
     fn applied() -> TaskReset {
-        let mut tr = TaskReset::new("orders", TaskResetSpec::new("p", "i", "t"));
-        tr.metadata.namespace = Some("data".into());
+        let mut tr = crate::fixture::Fixture::new("orders", "t").build();
         tr.metadata.labels = Some([("team".to_owned(), "data".to_owned())].into());
         tr.metadata.annotations = Some(
             [

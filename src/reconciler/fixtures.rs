@@ -8,6 +8,7 @@ use jiff::Timestamp;
 
 use super::decision::Policy;
 use crate::api::{Phase, TaskReset, TaskResetStatus};
+use crate::fixture::{Fixture, TASK};
 use crate::roma::ResetOutcome;
 
 pub fn ts(s: &str) -> Timestamp {
@@ -21,13 +22,12 @@ pub fn now() -> Timestamp {
 }
 
 pub fn object(generation: i64, status: Option<TaskResetStatus>) -> TaskReset {
-    let mut tr = TaskReset::new("orders-replay", crate::api::reference_spec());
-    tr.metadata.namespace = Some("data".into());
-    tr.metadata.generation = Some(generation);
-    tr.metadata.resource_version = Some("7".into());
-    tr.metadata.uid = Some("uid-1".into());
-    tr.status = status;
-    tr
+    Fixture::new("orders-replay", TASK)
+        .region("cn-north-4")
+        .generation(generation)
+        .resource_version("7")
+        .status(status)
+        .build()
 }
 
 pub fn status(generation: i64, phase: Phase) -> TaskResetStatus {
