@@ -229,12 +229,18 @@ fn operating_md_documents_every_family() {
         assert_eq!(process, 6, "{text}");
     }
     let undocumented: Vec<_> = exposed.difference(&documented).collect();
-    assert!(undocumented.is_empty(), "{OPERATING} lacks rows for {undocumented:?}");
+    assert!(
+        undocumented.is_empty(),
+        "{OPERATING} lacks rows for {undocumented:?}"
+    );
     let stale: Vec<_> = documented
         .difference(&exposed)
         .filter(|name| cfg!(target_os = "linux") || !name.starts_with("process_"))
         .collect();
-    assert!(stale.is_empty(), "{OPERATING} documents {stale:?}, never exposed");
+    assert!(
+        stale.is_empty(),
+        "{OPERATING} documents {stale:?}, never exposed"
+    );
 }
 
 #[test]

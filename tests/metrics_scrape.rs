@@ -242,7 +242,10 @@ async fn a_real_scrape_is_valid_prometheus_text_with_every_outcome() {
             .unwrap()
             .as_secs_f64();
         let start = value(&text, "process_start_time_seconds").expect("start time");
-        assert!(start <= now + 1.0 && start > now - 300.0, "start {start}, now {now}");
+        assert!(
+            start <= now + 1.0 && start > now - 300.0,
+            "start {start}, now {now}"
+        );
         assert!(value(&text, "process_cpu_seconds_total").is_some_and(|c| c > 0.0));
         assert!(value(&text, "process_open_fds").is_some_and(|n| n >= 3.0));
         assert!(value(&text, "process_max_fds").is_some_and(|n| n >= 64.0));

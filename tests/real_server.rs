@@ -150,7 +150,10 @@ async fn crd_is_established_explained_and_printed_by_kubectl() {
         "completed long ago: {out}"
     );
     let out = env.ok(&["get", "tr"]).await;
-    assert!(!out.contains("MESSAGE") && !out.contains("Reset Success"), "{out}");
+    assert!(
+        !out.contains("MESSAGE") && !out.contains("Reset Success"),
+        "{out}"
+    );
 }
 
 /// `kubectl explain` output whose description lines were wrapped by kubectl alone (at 76

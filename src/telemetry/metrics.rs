@@ -84,10 +84,9 @@ impl Default for Metrics {
         let registry = root.sub_registry_with_prefix("taskreset");
         let reconciles = Counter::default();
         // 1 ms .. ~65 s
-        let reconcile_duration =
-            Family::<ReconcileResult, Histogram>::new_with_constructor(|| {
-                Histogram::new(exponential_buckets(0.001, 4.0, 9))
-            });
+        let reconcile_duration = Family::<ReconcileResult, Histogram>::new_with_constructor(|| {
+            Histogram::new(exponential_buckets(0.001, 4.0, 9))
+        });
         let build_info = Family::<BuildInfo, Gauge>::default();
         build_info
             .get_or_create(&BuildInfo {

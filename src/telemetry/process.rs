@@ -151,7 +151,10 @@ mod tests {
         assert_eq!(stats.cpu_seconds, Some(3.0));
         assert_eq!(stats.virtual_bytes, Some(123_456_789));
         assert_eq!(stats.start_time_seconds, Some(1_700_000_010.0));
-        assert_eq!(boot_time("cpu  1 2 3\nbtime 1700000000\n"), Some(1_700_000_000));
+        assert_eq!(
+            boot_time("cpu  1 2 3\nbtime 1700000000\n"),
+            Some(1_700_000_000)
+        );
         assert_eq!(
             status_kib("Name:\ttr\nVmRSS:\t   16384 kB\n", "VmRSS:"),
             Some(16 * 1024 * 1024)
@@ -167,7 +170,10 @@ mod tests {
     fn this_process_is_read() {
         let stats = ProcessStats::read();
         assert!(stats.cpu_seconds.is_some_and(|c| c >= 0.0), "{stats:?}");
-        assert!(stats.resident_bytes.is_some_and(|r| r > 1024 * 1024), "{stats:?}");
+        assert!(
+            stats.resident_bytes.is_some_and(|r| r > 1024 * 1024),
+            "{stats:?}"
+        );
         assert!(stats.open_fds.is_some_and(|n| n >= 3), "{stats:?}");
         assert!(stats.max_fds.is_some_and(|n| n >= 64), "{stats:?}");
         let now = std::time::SystemTime::now()
