@@ -17,7 +17,10 @@ const WAIT: Duration = Duration::from_secs(20);
 
 /// Delete `name` and wait until it is gone.
 async fn delete(env: &Env, name: &str) {
-    env.api().delete(name, &DeleteParams::default()).await.unwrap();
+    env.api()
+        .delete(name, &DeleteParams::default())
+        .await
+        .unwrap();
     for _ in 0..200 {
         if env.api().get_opt(name).await.unwrap().is_none() {
             return;
