@@ -14,6 +14,8 @@ ARG RUST_IMAGE=rust:1-bookworm
 ARG RUNTIME_IMAGE=gcr.io/distroless/cc-debian12:nonroot
 
 FROM ${RUST_IMAGE} AS build
+# The git commit, for the taskreset_build_info metric (its git_commit label).
+ARG REVISION=unknown
 WORKDIR /src
 # Symbols are not needed at run time: a smaller image.
 ENV CARGO_PROFILE_RELEASE_STRIP=symbols \
@@ -21,7 +23,7 @@ ENV CARGO_PROFILE_RELEASE_STRIP=symbols \
 COPY . .
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
     --mount=type=cache,target=/src/target \
-    cargo build --release --locked --bin taskreset-controller \
+    TASKRESET_GIT_COMMIT="${REVISION}" cargo build --release --locked --bin taskreset-controller \
     && install -D -m 0755 target/release/taskreset-controller /out/taskreset-controller \
     && /out/taskreset-controller --version
 

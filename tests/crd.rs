@@ -65,13 +65,62 @@ fn crd_names_scope_and_subresources() {
             .and_then(|s| s.status.as_ref())
             .is_some()
     );
-    let columns: Vec<&str> = version
+    let columns: Vec<(&str, i32)> = version
         .additional_printer_columns
         .iter()
         .flatten()
-        .map(|c| c.name.as_str())
+        .map(|c| (c.name.as_str(), c.priority.unwrap_or(0)))
         .collect();
-    assert_eq!(columns, ["Task", "Phase", "Ready", "Reason", "Age"]);
+    // Issue 15: -o wide adds Attempts, Completed and the Ready message (priority 1).
+    assert_eq!(
+        columns,
+        [
+            ("Task", 0),
+            ("Phase", 0),
+            ("Ready", 0),
+            ("Reason", 0),
+            ("Age", 0),
+            ("Attempts", 1),
+            ("Completed", 1),
+            ("Message", 1)
+        ]
+    );
+}
+
+/// Every description of the schema, with its path.
+fn descriptions(node: &Value, path: &str, out: &mut Vec<(String, String)>) {
+    match node {
+        Value::Object(map) => {
+            for (key, value) in map {
+                match (key.as_str(), value) {
+                    ("description", Value::String(text)) => {
+                        out.push((path.to_owned(), text.clone()));
+                    }
+                    _ => descriptions(value, &format!("{path}.{key}"), out),
+                }
+            }
+        }
+        Value::Array(items) => {
+            for (i, item) in items.iter().enumerate() {
+                descriptions(item, &format!("{path}[{i}]"), out);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Issue 15: doc comments are wrapped at 100 columns; kept as line breaks, `kubectl explain`
+/// (which wraps at 80 itself) printed ragged half lines. Paragraph breaks stay.
+#[test]
+fn descriptions_have_no_hard_line_breaks() {
+    let crd: Value = serde_saphyr::from_str(&committed_crd()).expect("CRD");
+    let mut all = Vec::new();
+    descriptions(&crd["spec"]["versions"][0]["schema"], "schema", &mut all);
+    assert!(all.len() > 30, "{} descriptions", all.len());
+    for (path, text) in &all {
+        let single_breaks = text.replace("\n\n", "").matches('\n').count();
+        assert_eq!(single_breaks, 0, "{path}: hard line break in {text:?}");
+    }
 }
 
 /// Walk every node: structural means each has a type, or is int-or-string, or preserves

@@ -11,7 +11,7 @@ use kube::core::Status;
 use taskreset_controller::ledger::LedgerError;
 use taskreset_controller::reconciler::Error;
 use taskreset_controller::roma::OutcomeClass;
-use taskreset_controller::telemetry::Metrics;
+use taskreset_controller::telemetry::{Format, Metrics};
 
 const OPERATING: &str = "docs/operating.md";
 const PROMETHEUS_RULE: &str = "docs/monitoring/taskreset-rules.yaml";
@@ -93,13 +93,34 @@ fn exercised() -> String {
     for error in reconcile_errors() {
         metrics.reconcile_failed(error.metric_label());
     }
+    for result in taskreset_controller::telemetry::RECONCILE_RESULTS {
+        metrics.reconcile_finished(result, std::time::Duration::from_millis(1));
+    }
     metrics.encode().expect("encode")
 }
+
+/// Metrics whose label values are facts of the build (a version, a commit), not a vocabulary:
+/// their labels are documented, their values cannot be.
+const BUILD_FACTS: [(&str, &[&str]); 1] = [("taskreset_build_info", &["version", "git_commit"])];
 
 /// `(metric, label) -> values` for every label value the code can produce.
 fn emitted_label_values() -> BTreeMap<(String, String), BTreeSet<String>> {
     let mut out: BTreeMap<(String, String), BTreeSet<String>> = BTreeMap::new();
-    for (name, labels, _) in samples(&exercised()) {
+    let text = exercised();
+    let histograms: BTreeSet<&str> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE ")?.strip_suffix(" histogram"))
+        .collect();
+    for (name, labels, _) in samples(&text) {
+        if BUILD_FACTS.iter().any(|(metric, _)| *metric == name) {
+            continue;
+        }
+        // A histogram's samples are documented under the family's name.
+        let name = ["_bucket", "_sum", "_count"]
+            .iter()
+            .find_map(|suffix| name.strip_suffix(suffix))
+            .filter(|family| histograms.contains(family))
+            .map_or(name.clone(), str::to_owned);
         for (label, value) in labels {
             if label != "le" {
                 out.entry((name.clone(), label)).or_default().insert(value);
@@ -163,9 +184,62 @@ fn operating_md_documents_exactly_the_label_values_the_code_emits() {
         );
         checked += values.len();
     }
+    for (metric, labels) in BUILD_FACTS {
+        let row = doc_row(&doc, metric);
+        let exposed: BTreeSet<String> = samples(&exercised())
+            .into_iter()
+            .filter(|(name, _, _)| name == metric)
+            .flat_map(|(_, labels, _)| labels.into_keys())
+            .collect();
+        let documented: BTreeSet<String> = labels.iter().map(|l| (*l).to_owned()).collect();
+        assert_eq!(exposed, documented, "the labels of {metric}");
+        for label in labels {
+            assert!(
+                code_spans(row).contains(*label),
+                "{OPERATING}: the row of {metric} does not name its label `{label}`: {row}"
+            );
+        }
+    }
     println!(
         "{checked} label values of {} labelled metrics documented",
         emitted.len()
+    );
+}
+
+/// Every family of the exposition has a row in docs/operating.md, and every row a family.
+#[test]
+fn operating_md_documents_every_family() {
+    let doc = read(OPERATING);
+    let text = Metrics::default().encode_as(Format::Text).expect("encode");
+    let exposed: BTreeSet<String> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE "))
+        .filter_map(|l| l.split_whitespace().next())
+        .map(str::to_owned)
+        .collect();
+    let documented: BTreeSet<String> = doc
+        .lines()
+        .filter_map(|l| l.strip_prefix("| `"))
+        .filter_map(|l| l.split_once("` |"))
+        .map(|(name, _)| name.to_owned())
+        .filter(|name| name.starts_with("taskreset_") || name.starts_with("process_"))
+        .collect();
+    let process = exposed.iter().filter(|f| f.starts_with("process_")).count();
+    if cfg!(target_os = "linux") {
+        assert_eq!(process, 6, "{text}");
+    }
+    let undocumented: Vec<_> = exposed.difference(&documented).collect();
+    assert!(
+        undocumented.is_empty(),
+        "{OPERATING} lacks rows for {undocumented:?}"
+    );
+    let stale: Vec<_> = documented
+        .difference(&exposed)
+        .filter(|name| cfg!(target_os = "linux") || !name.starts_with("process_"))
+        .collect();
+    assert!(
+        stale.is_empty(),
+        "{OPERATING} documents {stale:?}, never exposed"
     );
 }
 
@@ -294,7 +368,7 @@ fn promtool_test_cases_feed_the_series_the_controller_exposes() {
         };
         let series = series.trim().trim_matches('\'').trim_matches('"');
         let (name, labels) = parse_series(series);
-        if !name.starts_with("taskreset_") {
+        if !name.starts_with("taskreset_") && !name.starts_with("process_") {
             continue;
         }
         checked += 1;
@@ -302,8 +376,19 @@ fn promtool_test_cases_feed_the_series_the_controller_exposes() {
             exposed.iter().any(|(n, _, _)| *n == name),
             "{RULE_TESTS}: {name} is not a series the controller exposes"
         );
+        let build_facts = BUILD_FACTS
+            .iter()
+            .find(|(metric, _)| *metric == name)
+            .map(|(_, labels)| *labels);
         for (label, value) in labels {
             if target_labels.contains(&label.as_str()) {
+                continue;
+            }
+            if let Some(facts) = build_facts {
+                assert!(
+                    facts.contains(&label.as_str()),
+                    "{RULE_TESTS}: {name} has no label {label}"
+                );
                 continue;
             }
             if label == "le" {

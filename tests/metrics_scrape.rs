@@ -109,6 +109,18 @@ fn promtool_check_metrics(text: &str) -> Option<(bool, String)> {
     Some((out.status.success(), said))
 }
 
+/// VmRSS of another process, in bytes, from /proc (Linux).
+fn child_rss_bytes(pid: u32) -> f64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let kib: f64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .expect("VmRSS");
+    kib * 1024.0
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_real_scrape_is_valid_prometheus_text_with_every_outcome() {
     let env = Env::new().await;
@@ -190,6 +202,54 @@ async fn a_real_scrape_is_valid_prometheus_text_with_every_outcome() {
         "families without HELP or TYPE: {missing:?}\n{text}"
     );
     let families = text.lines().filter(|l| l.starts_with("# HELP ")).count();
+
+    // Issue 15: reconciles timed by result, the build, the process.
+    assert!(
+        value(
+            &text,
+            "taskreset_reconcile_duration_seconds_count{result=\"done\"}"
+        )
+        .is_some_and(|n| n >= 5.0),
+        "{text}"
+    );
+    assert!(
+        value(
+            &text,
+            "taskreset_reconcile_duration_seconds_count{result=\"requeued\"}"
+        )
+        .is_some_and(|n| n >= 1.0),
+        "a throttled call is retried later: {text}"
+    );
+    assert!(
+        text.contains(&format!(
+            "taskreset_build_info{{version=\"{}\",git_commit=\"{}\"}} 1\n",
+            env!("CARGO_PKG_VERSION"),
+            taskreset_controller::telemetry::GIT_COMMIT
+        )),
+        "{text}"
+    );
+    if cfg!(target_os = "linux") {
+        let process_pid_rss = child_rss_bytes(child.id());
+        let rss = value(&text, "process_resident_memory_bytes").expect("RSS");
+        // The controller's own RSS as ps would tell, within what one scrape apart can move.
+        assert!(
+            (rss - process_pid_rss).abs() < 32.0 * 1024.0 * 1024.0,
+            "RSS {rss} vs /proc/{}: {process_pid_rss}",
+            child.id()
+        );
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs_f64();
+        let start = value(&text, "process_start_time_seconds").expect("start time");
+        assert!(
+            start <= now + 1.0 && start > now - 300.0,
+            "start {start}, now {now}"
+        );
+        assert!(value(&text, "process_cpu_seconds_total").is_some_and(|c| c > 0.0));
+        assert!(value(&text, "process_open_fds").is_some_and(|n| n >= 3.0));
+        assert!(value(&text, "process_max_fds").is_some_and(|n| n >= 64.0));
+    }
 
     // No Accept header (curl, a browser): the text format too.
     let (content_type, _) = scrape(&addr, None).await;

@@ -69,8 +69,24 @@ async fn crd_is_established_explained_and_printed_by_kubectl() {
     for field in ["projectId", "instanceId", "taskId", "dateFrom", "runId"] {
         assert!(out.contains(field), "explain lacks {field}: {out}");
     }
+    // Issue 15: kubectl wraps descriptions itself; a hard line break of a doc comment showed
+    // as a ragged half line.
+    assert_wrapped_by_kubectl_alone(&out);
+    let out = env.ok(&["explain", "taskreset.status"]).await;
+    assert_wrapped_by_kubectl_alone(&out);
     let out = env.ok(&["explain", "taskreset.spec.retryPolicy"]).await;
     assert!(out.contains("OnTransientError"), "{out}");
+    // kubectl types every int-or-string field of a CRD `<Object>` (its type guess reads
+    // `type`, which kube-apiserver forbids beside x-kubernetes-int-or-string): the
+    // description says what the field is.
+    let out = env.ok(&["explain", "taskreset.spec.dateFrom"]).await;
+    let text = out.split_whitespace().collect::<Vec<_>>().join(" ");
+    assert!(
+        text.contains("DESCRIPTION: An integer or a string: where the reset starts from")
+            && text.contains("An integer is UTC epoch milliseconds")
+            && text.contains("A string is an RFC 3339 timestamp"),
+        "{out}"
+    );
 
     let example = env.repo_file("deploy/examples/taskreset.yaml");
     let out = env.ok(&["apply", "-f", &example]).await;
@@ -93,6 +109,73 @@ async fn crd_is_established_explained_and_printed_by_kubectl() {
     assert_eq!(row.len(), 3, "{out}");
     let out = env.ok(&["get", "roma", "-o", "name"]).await;
     assert_eq!(out.trim(), "taskreset.fdi.roma.io/orders-replay");
+
+    // -o wide: attempts, completion and the Ready message besides the default columns.
+    let status = r#"{"status":{"phase":"Succeeded","attempts":1,"completionTime":"2026-01-02T03:04:05Z","conditions":[{"type":"Ready","status":"True","reason":"ResetSucceeded","message":"Reset Success","lastTransitionTime":"2026-01-02T03:04:05Z"}]}}"#;
+    env.ok(&[
+        "patch",
+        "tr",
+        "orders-replay",
+        "--subresource=status",
+        "--type=merge",
+        "-p",
+        status,
+    ])
+    .await;
+    let out = env.ok(&["get", "tr", "-o", "wide"]).await;
+    let header: Vec<&str> = out.lines().next().unwrap().split_whitespace().collect();
+    assert_eq!(
+        header,
+        [
+            "NAME",
+            "TASK",
+            "PHASE",
+            "READY",
+            "REASON",
+            "AGE",
+            "ATTEMPTS",
+            "COMPLETED",
+            "MESSAGE"
+        ],
+        "{out}"
+    );
+    let row: Vec<&str> = out.lines().nth(1).unwrap().split_whitespace().collect();
+    assert_eq!(row.len(), 10, "{out}");
+    assert_eq!(row[2..5], ["Succeeded", "True", "ResetSucceeded"], "{out}");
+    assert_eq!(row[6], "1", "{out}");
+    assert_eq!(row[8..], ["Reset", "Success"], "{out}");
+    // COMPLETED is a date column: kubectl prints its age, like AGE.
+    assert!(
+        row[7].ends_with('d') || row[7].ends_with('y'),
+        "completed long ago: {out}"
+    );
+    let out = env.ok(&["get", "tr"]).await;
+    assert!(
+        !out.contains("MESSAGE") && !out.contains("Reset Success"),
+        "{out}"
+    );
+}
+
+/// `kubectl explain` output whose description lines were wrapped by kubectl alone (at 76
+/// columns): no line ends early while the next line's first word would have fitted on it.
+fn assert_wrapped_by_kubectl_alone(out: &str) {
+    const WIDTH: usize = 76;
+    let lines: Vec<&str> = out.lines().collect();
+    let mut checked = 0;
+    for pair in lines.windows(2) {
+        let (line, next) = (pair[0], pair[1]);
+        let description = |l: &str| l.starts_with("    ") && !l.trim().is_empty();
+        if !description(line) || !description(next) {
+            continue;
+        }
+        checked += 1;
+        let word = next.split_whitespace().next().unwrap_or_default();
+        assert!(
+            line.trim().chars().count() + 1 + word.chars().count() > WIDTH,
+            "a hard line break before {word:?}:\n{line}\n{next}\n\n{out}"
+        );
+    }
+    assert!(checked > 0, "no wrapped description lines in\n{out}");
 }
 
 /// kube-apiserver warns about every `format` it does not know when the CRD is created; the

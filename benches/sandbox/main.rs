@@ -9,6 +9,10 @@
 //! 3. Idle: the controller restarted with every object terminal: time to ready, RSS, CPU.
 //! 4. Latency: new objects at a steady rate (100/s for 60 s) against the idle controller:
 //!    create returned -> first seen `Succeeded` on a watch, p50/p95/p99.
+//! 5. Fairness (issue 11.5): `--fairness-objects` TaskResets (1,000) in one namespace whose
+//!    Secret the gateway rejects (401), a fresh controller at its default limits (16 at once,
+//!    5 calls/s): how long a TaskReset of another namespace waits from create to `Succeeded`
+//!    (target: 10 s).
 //!
 //! `cargo bench --bench sandbox` (add `-- --quick` for 500 objects and short phases;
 //! `-- --controller PATH` measures another build of the binary, e.g. for a before/after). The
@@ -41,6 +45,8 @@ use report::{Summary, mib, percentile};
 const TOKEN: &str = "sandbox-bench-token";
 /// The whole run stops by itself after this.
 const TIME_LIMIT: Duration = Duration::from_secs(14 * 60);
+/// Issue 11.5's target for phase 5.
+const FAIRNESS_TARGET: Duration = Duration::from_secs(10);
 
 #[derive(Debug, Clone)]
 struct Options {
@@ -51,6 +57,8 @@ struct Options {
     rate: f64,
     latency_seconds: f64,
     idle_seconds: f64,
+    /// Objects with rejected credentials in the noisy namespace of phase 5.
+    fairness_objects: usize,
     /// The binary under test (default: this workspace's, built by cargo bench).
     controller: PathBuf,
     /// Names the summary file (`summary-LABEL.json`) and goes into the summary.
@@ -69,6 +77,7 @@ impl Options {
             rate: 100.0,
             latency_seconds: 60.0,
             idle_seconds: 20.0,
+            fairness_objects: 1_000,
             controller: PathBuf::from(env!("CARGO_BIN_EXE_taskreset-controller")),
             label: String::new(),
             dump_requests: false,
@@ -113,11 +122,16 @@ impl Options {
                 "--idle-seconds" => {
                     options.idle_seconds = number(value("--idle-seconds")?, "--idle-seconds")?
                 }
+                "--fairness-objects" => {
+                    options.fairness_objects =
+                        number(value("--fairness-objects")?, "--fairness-objects")? as usize
+                }
                 other => {
                     return Err(format!(
                         "unknown argument {other:?}; known: --quick --objects N --namespaces N \
                          --concurrency N --roma-latency-ms MS --rate PER_S --latency-seconds S \
-                         --idle-seconds S --controller PATH --label NAME --dump-requests"
+                         --idle-seconds S --fairness-objects N --controller PATH --label NAME \
+                         --dump-requests"
                     ));
                 }
             }
@@ -251,7 +265,24 @@ impl Cluster {
         })
     }
 
+    /// The flags of phases 1 to 4: the simulator, `--concurrency`, no rate limit.
     fn controller_flags(&self, options: &Options) -> Vec<String> {
+        let mut flags = self.base_flags();
+        flags.extend(
+            [
+                "--max-concurrent-resets",
+                &options.concurrency.to_string(),
+                "--max-resets-per-second",
+                "0",
+            ]
+            .iter()
+            .map(|s| (*s).to_owned()),
+        );
+        flags
+    }
+
+    /// The simulator as the only endpoint, JSON logs, every limit at its default.
+    fn base_flags(&self) -> Vec<String> {
         [
             "--allowed-endpoints",
             &self.roma.url(),
@@ -260,10 +291,6 @@ impl Cluster {
             "--insecure-allow-http",
             "--metrics-addr",
             "127.0.0.1:0",
-            "--max-concurrent-resets",
-            &options.concurrency.to_string(),
-            "--max-resets-per-second",
-            "0",
             "--log-format",
             "json",
         ]
@@ -273,6 +300,16 @@ impl Cluster {
     }
 
     async fn spawn(&self, options: &Options, log: &str) -> Result<(Controller, String), String> {
+        self.spawn_with(options, log, &self.controller_flags(options))
+            .await
+    }
+
+    async fn spawn_with(
+        &self,
+        options: &Options,
+        log: &str,
+        flags: &[String],
+    ) -> Result<(Controller, String), String> {
         let log = if options.label.is_empty() {
             format!("{log}.log")
         } else {
@@ -281,7 +318,7 @@ impl Cluster {
         let mut controller = Controller::spawn(
             &options.controller,
             &self.kubeconfig,
-            &self.controller_flags(options),
+            flags,
             out_dir().join(&log),
         )?;
         let addr = controller.metrics_addr(Duration::from_secs(30)).await?;
@@ -387,6 +424,7 @@ async fn run(options: Options) -> Result<Summary, String> {
         ("latency_rate_per_second", options.rate.to_string()),
         ("latency_seconds", options.latency_seconds.to_string()),
         ("idle_seconds", options.idle_seconds.to_string()),
+        ("fairness_objects", options.fairness_objects.to_string()),
         ("log", "RUST_LOG=info --log-format json".to_owned()),
         ("controller", options.controller.display().to_string()),
         ("label", options.label.clone()),
@@ -663,9 +701,99 @@ async fn run(options: Options) -> Result<Summary, String> {
             ));
         }
     }
+
+    // --- phase 5: fairness between namespaces (after the checks: its 401s are on purpose) ------
+    summary.fairness = fairness(&cluster, &options, &observer, started).await?;
+    if summary.fairness.waited_seconds > FAIRNESS_TARGET.as_secs_f64() {
+        summary.problems.push(format!(
+            "fairness: the other namespace's TaskReset waited {:.2}s (target {}s)",
+            summary.fairness.waited_seconds,
+            FAIRNESS_TARGET.as_secs()
+        ));
+    }
     summary.run_seconds = started.elapsed().as_secs_f64();
     drop(observer);
     cluster.kube.shutdown().await;
     cluster.roma.shutdown().await;
     Ok(summary)
+}
+
+/// Phase 5 (issue 11.5): a namespace full of TaskResets whose Secret the gateway rejects (401),
+/// a fresh controller at its default limits (the scenario of tests/backlog.rs); how long a
+/// TaskReset of another namespace then waits from create to `Succeeded`.
+async fn fairness(
+    cluster: &Cluster,
+    options: &Options,
+    observer: &Observer,
+    started: Instant,
+) -> Result<report::Fairness, String> {
+    const NOISY: &str = "noisy";
+    let secrets: Api<Secret> = Api::namespaced(cluster.client.clone(), NOISY);
+    let secret = Secret {
+        metadata: ObjectMeta {
+            name: Some(workload::SECRET.to_owned()),
+            ..ObjectMeta::default()
+        },
+        string_data: Some([("token".to_owned(), "not-the-token".to_owned())].into()),
+        ..Secret::default()
+    };
+    secrets
+        .create(&PostParams::default(), &secret)
+        .await
+        .map_err(|e| format!("creating the Secret in {NOISY}: {e}"))?;
+    let noisy = workload::items("noisy", options.fairness_objects, &[NOISY.to_owned()]);
+    progress(
+        started,
+        &format!(
+            "fairness: {} TaskResets with a rejected token in {NOISY}",
+            noisy.len()
+        ),
+    );
+    workload::apply_all(&cluster.client, &noisy, 16).await?;
+    let calls_before = cluster.roma.calls().len();
+    let (mut controller, addr) = cluster
+        .spawn_with(options, "controller-3", &cluster.base_flags())
+        .await?;
+    controller
+        .wait_ready(&cluster.http, &addr, Duration::from_secs(120))
+        .await?;
+    // Let the noisy namespace fill the line first.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let good = workload::items("fair", 1, &cluster.namespaces[..1]);
+    workload::apply(&cluster.client, &good[0]).await?;
+    let created = Instant::now();
+    let deadline = created + Duration::from_secs(120);
+    let succeeded = loop {
+        if let Some(at) = observer.succeeded_at(&good[0].key()) {
+            break at;
+        }
+        if Instant::now() > deadline {
+            return Err(format!(
+                "fairness: {} not Succeeded within 120 s",
+                good[0].key()
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let waited = succeeded.saturating_duration_since(created);
+    let rejected = cluster.roma.calls()[calls_before..]
+        .iter()
+        .filter(|c| c.status == Some(401))
+        .count();
+    progress(
+        started,
+        &format!(
+            "fairness: {} Succeeded {:.2}s after its creation, behind {rejected} rejected calls",
+            good[0].key(),
+            waited.as_secs_f64()
+        ),
+    );
+    controller.terminate(Duration::from_secs(60)).await?;
+    Ok(report::Fairness {
+        noisy_objects: noisy.len(),
+        waited_seconds: waited.as_secs_f64(),
+        target_seconds: FAIRNESS_TARGET.as_secs_f64(),
+        rejected_calls: rejected,
+        limits: "defaults: --max-concurrent-resets 16, --max-resets-per-second 5".to_owned(),
+    })
 }

@@ -178,6 +178,21 @@ pub struct Latency {
     pub rss_mib: f64,
 }
 
+/// Phase 5: fairness between namespaces (issue 11.5).
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Fairness {
+    /// TaskResets in the noisy namespace, all with a token the gateway rejects (401).
+    pub noisy_objects: usize,
+    /// Create of the other namespace's TaskReset -> first seen `Succeeded`.
+    pub waited_seconds: f64,
+    /// Issue 11.5's target.
+    pub target_seconds: f64,
+    /// 401 calls of the noisy namespace from the controller's start to that `Succeeded`.
+    pub rejected_calls: usize,
+    /// The controller's limits in this phase.
+    pub limits: String,
+}
+
 /// Everything one run measured.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Summary {
@@ -193,6 +208,8 @@ pub struct Summary {
     pub idle: Idle,
     /// Phase 3.
     pub latency: Latency,
+    /// Phase 5.
+    pub fairness: Fairness,
     /// Total ROMA calls / total objects (must be 1), over the whole run.
     pub roma_calls_per_object: f64,
     /// Objects that did not end `Succeeded`, or calls beyond one per object.
@@ -367,6 +384,17 @@ pub fn table(s: &Summary) -> String {
         &mut out,
         "   API requests / ROMA calls while idle",
         format!("{} / {}", i.api_requests, i.roma_calls),
+    );
+    let f = &s.fairness;
+    row(
+        &mut out,
+        "5. fairness: noisy objects (401) / their calls meanwhile",
+        format!("{} / {}", f.noisy_objects, f.rejected_calls),
+    );
+    row(
+        &mut out,
+        "   other namespace: create -> Succeeded (s)",
+        format!("{:.2} (target {:.0})", f.waited_seconds, f.target_seconds),
     );
     row(
         &mut out,

@@ -1,6 +1,7 @@
 //! The `TaskReset` custom resource (`fdi.roma.io/v1alpha1`): its spec, its status, its CRD.
 
 mod date_from;
+mod description;
 mod rfc3339;
 mod validation;
 
@@ -63,9 +64,32 @@ pub const VERSION: &str = "v1alpha1";
         name = "Age",
         type_ = "date",
         json_path = ".metadata.creationTimestamp"
+    ),
+    // Priority 1: shown by `kubectl get -o wide` only.
+    printcolumn(
+        name = "Attempts",
+        type_ = "integer",
+        json_path = ".status.attempts",
+        description = "Calls made (or claimed) for this generation",
+        priority = 1
+    ),
+    printcolumn(
+        name = "Completed",
+        type_ = "date",
+        json_path = ".status.completionTime",
+        description = "When this generation reached its final phase",
+        priority = 1
+    ),
+    printcolumn(
+        name = "Message",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Ready\")].message",
+        description = "The Ready condition's message",
+        priority = 1
     )
 )]
 #[serde(rename_all = "camelCase")]
+#[schemars(transform = description::unwrap_descriptions)]
 pub struct TaskResetSpec {
     /// Huawei Cloud project ID ({project_id} of the call). 1-64 characters of letters, digits,
     /// '_' and '-'. Immutable: a different target is a different TaskReset.
@@ -85,8 +109,11 @@ pub struct TaskResetSpec {
     #[x_kube(validation = Rule::new("self == oldSelf").message("taskId is immutable: create a new TaskReset for another target"))]
     pub task_id: String,
 
-    /// Where the reset starts from: UTC epoch milliseconds (integer >= 0, e.g. 1630052714000)
-    /// or an RFC 3339 timestamp (e.g. "2021-08-27T08:25:14Z"). Omitted: no date_from is sent.
+    /// An integer or a string: where the reset starts from (date_from of the call). An integer
+    /// is UTC epoch milliseconds from 0 to 253402300799999, e.g. 1630052714000 (a positive
+    /// integer below 100000000000 is refused: it can only be seconds). A string is an RFC 3339
+    /// timestamp of the same range, e.g. "2021-08-27T08:25:14Z". Omitted: no date_from is
+    /// sent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub date_from: Option<DateFrom>,
 
@@ -260,6 +287,7 @@ pub const NOT_OBSERVED: i64 = -1;
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 #[schemars(extend("default" = {"observedGeneration": NOT_OBSERVED}))]
+#[schemars(transform = description::unwrap_descriptions)]
 pub struct TaskResetStatus {
     /// The metadata.generation this status describes; -1 until the controller first writes
     /// the status.

@@ -1,9 +1,10 @@
 //! `taskreset-controller sandbox`: the whole job on loopback, with no cluster and no cloud
 //! account. A Kubernetes-API-compatible server and a ROMA FDI simulator start, the CRD and a
 //! credentials Secret are installed, the controller runs against both, the examples are
-//! applied (pointed at the simulator), and each object's phase is printed as it changes.
+//! applied (pointed at the simulator), and every TaskReset's phase is printed as it changes.
 
 use std::collections::BTreeMap;
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
@@ -38,9 +39,36 @@ const SANDBOX_AK: &str = "SANDBOXACCESSKEY0001";
 const SANDBOX_SK: &str = "sandbox-secret-key-not-a-real-one-0001";
 /// The AK/SK Secret the examples name (deploy/examples/secret-aksk.yaml).
 const SECRET_NAME: &str = "roma-credentials-aksk";
+/// The namespace of the README's first TaskReset: it gets the Secret too, so that manifest
+/// works applied as printed.
+const README_NAMESPACE: &str = "data";
+
+/// How to rehearse failures, for `sandbox --help` (README.md "Rehearsing failures in the
+/// sandbox" has the full walk-through; a test runs it).
+const REHEARSAL_HELP: &str = r#"Rehearsing failures: the ROMA simulator answers each task's calls from a script, one
+step per call, then 200 "Reset Success". Script the next call(s) for a task, then apply
+a TaskReset for it (omit spec.region and spec.endpoint: the sandbox's default endpoint is
+the simulator):
+
+  curl -s "$ROMA/_sim/script" -d '{"taskId":"TASK","steps":[STEP, ...]}'
+
+with $ROMA the "ROMA FDI simulator" address printed at start-up and STEP one of:
+
+  400 (Failed)                   {"kind":"fail","status":400,"code":"FDI.3150","message":"The task list is empty."}
+  404 (Failed)                   {"kind":"fail","status":404,"code":"FDI.3083","message":"One or more scheduled tasks are not configured with scheduled plans."}
+  500 (Retrying)                 {"kind":"fail","status":500,"code":"FDI.3000","message":"Internal server error."}
+  500, no body (Unknown)         {"kind":"serverErrorNoBody"}
+  timeout (Unknown)              {"kind":"delay","ms":15000,"then":{"kind":"succeed"}}
+  429 (Retrying)                 {"kind":"throttle"}
+  401 (Pending)                  {"kind":"unauthorized"}
+  executed, no answer (Unknown)  {"kind":"dropAfterExecute"}
+
+The sandbox's request timeout is 10s. Also: POST $ROMA/_sim/default '{"step":STEP}' (every
+unscripted call), POST $ROMA/_sim/latency '{"ms":500}', GET $ROMA/_sim/calls (the calls seen)."#;
 
 /// Flags of `sandbox`.
 #[derive(Debug, Clone, Args)]
+#[command(after_help = REHEARSAL_HELP)]
 pub struct SandboxArgs {
     /// Port of the Kubernetes-API-compatible server on 127.0.0.1 (0 = any free port).
     #[arg(long, default_value_t = 0)]
@@ -48,9 +76,16 @@ pub struct SandboxArgs {
     /// Port of the ROMA FDI simulator on 127.0.0.1 (0 = any free port).
     #[arg(long, default_value_t = 0)]
     pub roma_port: u16,
+    /// Port of the controller's /metrics, /healthz and /readyz on 127.0.0.1 (0 = any free
+    /// port).
+    #[arg(long, default_value_t = 0)]
+    pub metrics_port: u16,
     /// Where to write the kubeconfig for kubectl.
     #[arg(long, default_value = "./sandbox.kubeconfig")]
     pub kubeconfig_out: PathBuf,
+    /// Where the controller's logs go (RUST_LOG sets the level; default info).
+    #[arg(long, default_value = "./sandbox.log")]
+    pub log_file: PathBuf,
     /// Namespace of the examples.
     #[arg(long, default_value = "default", value_parser = super::run::parse_namespace)]
     pub namespace: String,
@@ -77,7 +112,7 @@ pub enum SandboxError {
         /// Its error.
         message: String,
     },
-    /// The kubeconfig could not be written.
+    /// The kubeconfig or the log file could not be written, or no metrics port was free.
     #[error("writing {path}: {source}")]
     Kubeconfig {
         /// The file.
@@ -117,7 +152,15 @@ fn kube_err(context: &'static str) -> impl FnOnce(kube::Error) -> SandboxError {
 
 /// Run the sandbox until Ctrl-C (or until settled).
 pub fn execute(args: SandboxArgs) -> ExitCode {
-    crate::telemetry::init_logging(crate::telemetry::LogFormat::Text, "warn");
+    match std::fs::File::create(&args.log_file) {
+        Ok(file) => {
+            crate::telemetry::init_logging_to_file(crate::telemetry::LogFormat::Text, "info", file);
+        }
+        Err(err) => {
+            eprintln!("error: cannot write {}: {err}", args.log_file.display());
+            return ExitCode::FAILURE;
+        }
+    }
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(err) => {
@@ -163,13 +206,37 @@ async fn sandbox(args: SandboxArgs) -> Result<(), SandboxError> {
             source,
         })?;
     let client = kube_sim.client().await;
-    install(&client, &args.namespace).await?;
+    let mut namespaces = vec![args.namespace.clone()];
+    if args.namespace != README_NAMESPACE {
+        namespaces.push(README_NAMESPACE.to_owned());
+    }
+    install(&client, &namespaces).await?;
+    let metrics_addr =
+        free_loopback_port(args.metrics_port).map_err(|source| SandboxError::Kubeconfig {
+            path: PathBuf::from(format!("127.0.0.1:{}", args.metrics_port)),
+            source,
+        })?;
 
     let kubeconfig = args.kubeconfig_out.display();
     println!("Kubernetes API simulator: {}", kube_sim.url());
     println!("ROMA FDI simulator:       {}", roma.url());
     println!("kubeconfig:               {kubeconfig}");
-    println!("Try:  kubectl --kubeconfig {kubeconfig} get taskresets");
+    println!(
+        "Secret {SECRET_NAME} (AK/SK the simulator accepts) in namespace(s): {}",
+        namespaces.join(", ")
+    );
+    if !args.no_controller {
+        println!("Controller metrics:       http://{metrics_addr}/metrics");
+        println!(
+            "Controller logs:          tail -f {} (RUST_LOG=debug for more)",
+            args.log_file.display()
+        );
+        println!(
+            "A TaskReset without spec.region or spec.endpoint calls the simulator; rehearse \
+             400/404/500/timeouts: taskreset-controller sandbox --help"
+        );
+    }
+    println!("Try:  kubectl --kubeconfig {kubeconfig} get taskresets -A -o wide");
     println!("      kubectl --kubeconfig {kubeconfig} describe tr orders-replay");
     if args.no_controller {
         println!("Running without the controller; Ctrl-C to stop.");
@@ -179,7 +246,7 @@ async fn sandbox(args: SandboxArgs) -> Result<(), SandboxError> {
 
     let shutdown = CancellationToken::new();
     let controller = tokio::spawn(start(
-        controller_args(&roma.url()),
+        controller_args(&roma.url(), metrics_addr),
         Some(client.clone()),
         shutdown.clone(),
     ));
@@ -203,14 +270,26 @@ async fn sandbox(args: SandboxArgs) -> Result<(), SandboxError> {
 /// What the sandbox says while it watches: `--until-settled` stops by itself.
 fn watching_line(applied: usize, until_settled: bool) -> String {
     if until_settled {
-        format!("Applied {applied} TaskResets; watching them until every one is final:")
+        format!(
+            "Applied {applied} TaskResets; watching every TaskReset until each example is final:"
+        )
     } else {
-        format!("Applied {applied} TaskResets; watching them (Ctrl-C to stop):")
+        format!("Applied {applied} TaskResets; watching every TaskReset (Ctrl-C to stop):")
     }
 }
 
-/// The controller's flags in the sandbox: only the simulator is allowed, over plain http.
-fn controller_args(roma_url: &str) -> RunArgs {
+/// `127.0.0.1:port`, or a port free right now when `port` is 0 (the controller binds it a
+/// moment later; the sandbox prints it first).
+fn free_loopback_port(port: u16) -> std::io::Result<SocketAddr> {
+    if port != 0 {
+        return Ok(SocketAddr::from(([127, 0, 0, 1], port)));
+    }
+    std::net::TcpListener::bind(("127.0.0.1", 0))?.local_addr()
+}
+
+/// The controller's flags in the sandbox: only the simulator is allowed, over plain http, and
+/// it is the default endpoint of TaskResets that name none.
+fn controller_args(roma_url: &str, metrics_addr: SocketAddr) -> RunArgs {
     #[derive(Parser)]
     struct Wrapper {
         #[command(flatten)]
@@ -220,9 +299,11 @@ fn controller_args(roma_url: &str) -> RunArgs {
         "sandbox".to_owned(),
         "--allowed-endpoints".to_owned(),
         roma_url.to_owned(),
+        "--default-endpoint".to_owned(),
+        roma_url.to_owned(),
         "--insecure-allow-http".to_owned(),
         "--metrics-addr".to_owned(),
-        "127.0.0.1:0".to_owned(),
+        metrics_addr.to_string(),
         "--request-timeout".to_owned(),
         "10s".to_owned(),
         "--retry-base-delay".to_owned(),
@@ -231,12 +312,21 @@ fn controller_args(roma_url: &str) -> RunArgs {
     Wrapper::parse_from(flags).args
 }
 
-/// Install the CRD and the credentials Secret.
-async fn install(client: &kube::Client, namespace: &str) -> Result<(), SandboxError> {
+/// Install the CRD and the credentials Secret in each namespace.
+async fn install(client: &kube::Client, namespaces: &[String]) -> Result<(), SandboxError> {
     let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
     crds.create(&PostParams::default(), &TaskReset::crd())
         .await
         .map_err(kube_err("installing the CRD"))?;
+    for namespace in namespaces {
+        create_namespace(client, namespace).await?;
+        create_secret(client, namespace).await?;
+    }
+    Ok(())
+}
+
+/// The simulator refuses objects in a namespace that does not exist, like kube-apiserver.
+async fn create_namespace(client: &kube::Client, namespace: &str) -> Result<(), SandboxError> {
     let namespaces: Api<Namespace> = Api::all(client.clone());
     let ns = Namespace {
         metadata: kube::api::ObjectMeta {
@@ -246,11 +336,12 @@ async fn install(client: &kube::Client, namespace: &str) -> Result<(), SandboxEr
         ..Default::default()
     };
     match namespaces.create(&PostParams::default(), &ns).await {
-        Err(kube::Error::Api(status)) if status.code == 409 => {} // default, kube-system, ...
-        other => {
-            other.map_err(kube_err("creating the namespace"))?;
-        }
+        Err(kube::Error::Api(status)) if status.code == 409 => Ok(()), // default, kube-system, ...
+        other => other.map(|_| ()).map_err(kube_err("creating the namespace")),
     }
+}
+
+async fn create_secret(client: &kube::Client, namespace: &str) -> Result<(), SandboxError> {
     let secrets: Api<Secret> = Api::namespaced(client.clone(), namespace);
     let secret = Secret {
         metadata: kube::api::ObjectMeta {
@@ -297,14 +388,15 @@ async fn apply_examples(
     Ok(names)
 }
 
-/// Print each example's phase as it changes; with `until_settled`, return once all are final.
+/// Print every TaskReset's phase as it changes (in any namespace; those outside the examples'
+/// one as `namespace/name`); with `until_settled`, return once every example is final.
 async fn watch(
     client: &kube::Client,
     namespace: &str,
     names: Vec<String>,
     until_settled: bool,
 ) -> Result<(), SandboxError> {
-    let api: Api<TaskReset> = Api::namespaced(client.clone(), namespace);
+    let api: Api<TaskReset> = Api::all(client.clone());
     let started = Instant::now();
     let mut seen: BTreeMap<String, String> = BTreeMap::new();
     let mut stream = watcher(api, watcher::Config::default())
@@ -315,10 +407,10 @@ async fn watch(
         .await
         .map_err(|e| SandboxError::Controller(e.to_string()))?
     {
-        let name = tr.name_any();
-        if !names.contains(&name) {
-            continue;
-        }
+        let name = match tr.namespace() {
+            Some(ns) if ns != namespace => format!("{ns}/{}", tr.name_any()),
+            _ => tr.name_any(),
+        };
         let line = describe(&tr);
         if seen.get(&name) != Some(&line) {
             println!(
@@ -373,7 +465,21 @@ mod tests {
     #[test]
     fn until_settled_needs_no_ctrl_c() {
         assert!(!watching_line(2, true).contains("Ctrl-C"));
-        assert!(watching_line(2, true).contains("until every one is final"));
+        assert!(watching_line(2, true).contains("until each example is final"));
         assert!(watching_line(2, false).contains("Ctrl-C to stop"));
+    }
+
+    /// Every step of `sandbox --help` is valid JSON of a step the simulator takes.
+    #[test]
+    fn the_help_names_steps_the_simulator_takes() {
+        let steps: Vec<&str> = super::REHEARSAL_HELP
+            .lines()
+            .filter_map(|l| l.find("{\"kind\"").map(|i| &l[i..]))
+            .collect();
+        assert_eq!(steps.len(), 8, "{steps:?}");
+        for step in steps {
+            let parsed: Result<taskreset_simulators::roma::Step, _> = serde_json::from_str(step);
+            assert!(parsed.is_ok(), "{step}: {parsed:?}");
+        }
     }
 }

@@ -259,7 +259,7 @@ async fn run_controller(
     let stopped = stop.clone();
     let running = controller
         .graceful_shutdown_on(async move { stopped.cancelled().await })
-        .run(reconcile::reconcile, reconcile::error_policy, ctx)
+        .run(timed_reconcile, reconcile::error_policy, ctx)
         .for_each(|result| async move {
             if let Err(error) = result {
                 match error {
@@ -290,11 +290,50 @@ async fn run_controller(
     ready.abort();
 }
 
+/// [`reconcile::reconcile`], timed into `taskreset_reconcile_duration_seconds` by its result.
+async fn timed_reconcile(
+    obj: Arc<kube::core::DeserializeGuard<TaskReset>>,
+    ctx: Arc<Context>,
+) -> Result<controller::Action, Error> {
+    let started = std::time::Instant::now();
+    let metrics = Arc::clone(&ctx.metrics);
+    let result = reconcile::reconcile(obj, ctx).await;
+    metrics.reconcile_finished(reconcile_result(&result), started.elapsed());
+    result
+}
+
+/// The `result` label of a reconcile's outcome (one of [`crate::telemetry::RECONCILE_RESULTS`]).
+fn reconcile_result(result: &Result<controller::Action, Error>) -> &'static str {
+    match result {
+        Ok(action) if *action == controller::Action::await_change() => "done",
+        Ok(_) => "requeued",
+        Err(_) => "error",
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use kube::core::Status;
 
     use super::*;
+
+    #[test]
+    fn reconcile_results_are_labelled() {
+        use controller::Action;
+        assert_eq!(reconcile_result(&Ok(Action::await_change())), "done");
+        assert_eq!(
+            reconcile_result(&Ok(Action::requeue(Duration::from_secs(1)))),
+            "requeued"
+        );
+        let error = Error::Ledger(crate::ledger::LedgerError::Contended {
+            namespace: "data".into(),
+            configmap: "taskreset-ledger-0".into(),
+        });
+        assert_eq!(reconcile_result(&Err(error)), "error");
+        for result in ["done", "requeued", "error"] {
+            assert!(crate::telemetry::RECONCILE_RESULTS.contains(&result));
+        }
+    }
 
     /// Issue 15.3/15.10: API errors read in words, not as kube's `Status { .. }` dump.
     #[test]

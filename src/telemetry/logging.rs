@@ -34,12 +34,25 @@ fn filter(rust_log: Option<&str>, default_level: &str) -> EnvFilter {
 /// Calling it twice is harmless (the second call is ignored), so tests and the sandbox can
 /// start several controllers in one process.
 pub fn init_logging(format: LogFormat, default_level: &str) {
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    init(format, default_level, std::io::stderr, ansi);
+}
+
+/// As [`init_logging`], into `file` (the sandbox keeps its terminal for the status lines).
+pub fn init_logging_to_file(format: LogFormat, default_level: &str, file: std::fs::File) {
+    init(format, default_level, std::sync::Arc::new(file), false);
+}
+
+fn init<W>(format: LogFormat, default_level: &str, writer: W, ansi: bool)
+where
+    W: for<'w> tracing_subscriber::fmt::MakeWriter<'w> + Send + Sync + 'static,
+{
     let rust_log = std::env::var("RUST_LOG").ok();
     let filter = filter(rust_log.as_deref(), default_level);
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
+        .with_writer(writer)
+        .with_ansi(ansi);
     let _already_set = match format {
         LogFormat::Text => builder.try_init(),
         LogFormat::Json => builder.json().flatten_event(true).try_init(),

@@ -7,6 +7,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
+use super::process::ProcessCollector;
 use crate::roma::OutcomeClass;
 
 /// The `outcome` of a call that ended before it was classified (cut short, e.g. by shutdown).
@@ -26,6 +27,31 @@ pub fn reset_outcomes() -> impl Iterator<Item = &'static str> {
         .chain([ABORTED])
 }
 
+/// The `result` values of `taskreset_reconcile_duration_seconds`: the object waits for its
+/// next change (`done`), is looked at again after a delay (`requeued`), or the reconcile
+/// failed (`error`, by reason in `taskreset_reconcile_errors_total`).
+pub const RECONCILE_RESULTS: [&str; 3] = ["done", "requeued", "error"];
+
+/// The `git_commit` of `taskreset_build_info`: `TASKRESET_GIT_COMMIT` at build time (the
+/// image build sets it from its `REVISION` argument), else `unknown`.
+pub const GIT_COMMIT: &str = match option_env!("TASKRESET_GIT_COMMIT") {
+    Some(commit) if !commit.is_empty() => commit,
+    _ => "unknown",
+};
+
+/// The labels of `taskreset_build_info`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct BuildInfo {
+    version: String,
+    git_commit: String,
+}
+
+/// A reconcile's result.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReconcileResult {
+    result: String,
+}
+
 /// A label set with one value.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct Outcome {
@@ -43,6 +69,7 @@ struct ErrorReason {
 pub struct Metrics {
     registry: Registry,
     reconciles: Counter,
+    reconcile_duration: Family<ReconcileResult, Histogram>,
     reconcile_errors: Family<ErrorReason, Counter>,
     resets: Family<Outcome, Counter>,
     reset_duration: Histogram,
@@ -52,8 +79,21 @@ pub struct Metrics {
 
 impl Default for Metrics {
     fn default() -> Self {
-        let mut registry = Registry::with_prefix("taskreset");
+        let mut root = Registry::default();
+        root.register_collector(Box::new(ProcessCollector));
+        let registry = root.sub_registry_with_prefix("taskreset");
         let reconciles = Counter::default();
+        // 1 ms .. ~65 s
+        let reconcile_duration = Family::<ReconcileResult, Histogram>::new_with_constructor(|| {
+            Histogram::new(exponential_buckets(0.001, 4.0, 9))
+        });
+        let build_info = Family::<BuildInfo, Gauge>::default();
+        build_info
+            .get_or_create(&BuildInfo {
+                version: env!("CARGO_PKG_VERSION").to_owned(),
+                git_commit: GIT_COMMIT.to_owned(),
+            })
+            .set(1);
         let reconcile_errors = Family::<ErrorReason, Counter>::default();
         let resets = Family::<Outcome, Counter>::default();
         // 10 ms .. ~80 s
@@ -72,7 +112,25 @@ impl Default for Metrics {
                 outcome: outcome.to_owned(),
             }));
         }
+        for result in RECONCILE_RESULTS {
+            drop(reconcile_duration.get_or_create(&ReconcileResult {
+                result: result.to_owned(),
+            }));
+        }
+        registry.register(
+            "build_info",
+            "1, labelled with the controller's version and the git commit it was built from",
+            build_info,
+        );
         registry.register("reconciles", "Reconciles run", reconciles.clone());
+        registry.register(
+            "reconcile_duration_seconds",
+            format!(
+                "Duration of reconciles, by result ({})",
+                RECONCILE_RESULTS.join(", ")
+            ),
+            reconcile_duration.clone(),
+        );
         registry.register(
             "reconcile_errors",
             format!(
@@ -105,8 +163,9 @@ impl Default for Metrics {
             leader.clone(),
         );
         Self {
-            registry,
+            registry: root,
             reconciles,
+            reconcile_duration,
             reconcile_errors,
             resets,
             reset_duration,
@@ -120,6 +179,20 @@ impl Metrics {
     /// Count one reconcile.
     pub fn reconciled(&self) {
         self.reconciles.inc();
+    }
+
+    /// Record a finished reconcile: its `result`, one of [`RECONCILE_RESULTS`], and how long
+    /// it took.
+    pub fn reconcile_finished(&self, result: &'static str, took: std::time::Duration) {
+        debug_assert!(
+            RECONCILE_RESULTS.contains(&result),
+            "result {result:?} is not in RECONCILE_RESULTS (and so not created at 0 nor documented)"
+        );
+        self.reconcile_duration
+            .get_or_create(&ReconcileResult {
+                result: result.to_owned(),
+            })
+            .observe(took.as_secs_f64());
     }
 
     /// Count one failed reconcile under `reason`, one of [`RECONCILE_ERROR_REASONS`].
@@ -312,7 +385,13 @@ mod tests {
             assert!(text.contains(&line), "missing {line} in\n{text}");
             series += 1;
         }
-        assert_eq!(series, 10);
+        for result in RECONCILE_RESULTS {
+            let line =
+                format!("taskreset_reconcile_duration_seconds_count{{result=\"{result}\"}} 0\n");
+            assert!(text.contains(&line), "missing {line} in\n{text}");
+            series += 1;
+        }
+        assert_eq!(series, 13);
     }
 
     #[test]
@@ -334,9 +413,16 @@ mod tests {
         }
         assert!(!text.contains("# EOF"), "{text}");
         assert!(!text.contains("# TYPE taskreset_resets counter"), "{text}");
+        // Process figures move between two scrapes; the rest is the same exposition.
+        let steady = |text: String| -> String {
+            text.lines()
+                .filter(|l| !l.contains("process_"))
+                .collect::<Vec<_>>()
+                .join("\n")
+        };
         assert_eq!(
-            m.encode_as(Format::OpenMetrics).expect("encode"),
-            m.encode().expect("encode")
+            steady(m.encode_as(Format::OpenMetrics).expect("encode")),
+            steady(m.encode().expect("encode"))
         );
     }
 
@@ -378,8 +464,14 @@ mod tests {
         m.call_started().finish("succeeded");
         drop(m.call_started());
         m.set_leader(true);
+        m.reconcile_finished("done", std::time::Duration::from_millis(3));
         let text = m.encode().expect("encode");
         for needle in [
+            "taskreset_reconcile_duration_seconds_count{result=\"done\"} 1",
+            "taskreset_reconcile_duration_seconds_bucket{le=\"0.004\",result=\"done\"} 1",
+            "taskreset_reconcile_duration_seconds_bucket{le=\"0.001\",result=\"done\"} 0",
+            "taskreset_reconcile_duration_seconds_count{result=\"error\"} 0",
+            "taskreset_build_info{version=\"0.1.0\",git_commit=\"",
             "taskreset_reconciles_total 1",
             "taskreset_reconcile_errors_total{reason=\"api_error\"} 1",
             "taskreset_reconcile_errors_total{reason=\"ledger\"} 0",

@@ -2,8 +2,9 @@
 
 mod logging;
 mod metrics;
+mod process;
 mod server;
 
-pub use logging::{LogFormat, init_logging};
-pub use metrics::{Format, Metrics};
+pub use logging::{LogFormat, init_logging, init_logging_to_file};
+pub use metrics::{Format, GIT_COMMIT, Metrics, RECONCILE_RESULTS};
 pub use server::{Health, serve};
