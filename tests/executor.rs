@@ -230,15 +230,10 @@ async fn a_run_already_executed_is_claimed_and_recorded_without_a_call() {
     support::settle().await;
     let trail = trail(&env, "again", &task);
     let steps: Vec<&str> = names(&trail).into_iter().filter(|s| *s != "call").collect();
+    // The Secret was read for the first object a moment ago: the cache still has it.
     assert_eq!(
         steps,
-        [
-            "secret get",
-            "status update",
-            "ledger",
-            "status update",
-            "event"
-        ],
+        ["status update", "ledger", "status update", "event"],
         "{trail:#?}"
     );
     assert_eq!(env.calls(&task).len(), 1, "the first object's call only");
@@ -260,5 +255,40 @@ async fn a_status_decided_without_a_call_is_one_write_and_its_event() {
         "no Secret read, no ledger: {trail:#?}"
     );
     assert!(!trail[0].precondition.is_empty());
+    ctl.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn objects_sharing_a_secret_read_it_once_and_a_rejected_one_is_read_afresh() {
+    let (env, ctl) = env().await;
+    for i in 0..5 {
+        env.create(&format!("shared-{i}"), &Env::task(), |_| {})
+            .await;
+    }
+    for i in 0..5 {
+        env.wait_phase(&format!("shared-{i}"), Phase::Succeeded, WAIT)
+            .await;
+    }
+    let reads = |env: &Env| {
+        env.kube
+            .request_log()
+            .iter()
+            .filter(|r| r.resource == "secrets" && r.verb == "get")
+            .count()
+    };
+    assert_eq!(reads(&env), 1, "five resets, one read of their Secret");
+    // The gateway refuses the token: the next look reads the Secret again, past the cache.
+    let task = Env::task();
+    env.roma.script(&task, vec![Step::Unauthorized]);
+    env.create("refused", &task, |_| {}).await;
+    env.wait_phase("refused", Phase::Pending, WAIT).await;
+    env.patch_spec("refused", serde_json::json!({"runId": "again"}))
+        .await;
+    env.wait_phase("refused", Phase::Succeeded, WAIT).await;
+    assert_eq!(
+        reads(&env),
+        2,
+        "read afresh after the 401, not from the cache"
+    );
     ctl.stop().await;
 }

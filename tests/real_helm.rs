@@ -12,13 +12,13 @@ mod real_support;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use fixture::Fixture;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Secret, Service, ServiceAccount};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{Api, ListParams, PostParams};
-use fixture::Fixture;
 use real_support::{RealEnv, testenv_bin};
 use serde_json::Value;
 use taskreset_controller::api::TaskReset;

@@ -22,9 +22,9 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use fixture::Fixture;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
-use fixture::Fixture;
 use real_support::{RealEnv, Watch, testenv_bin};
 use serde::Deserialize;
 use serde_json::Value;

@@ -20,9 +20,9 @@ mod real_support;
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
+use fixture::Fixture;
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, DeleteParams, ObjectMeta, Patch, PatchParams, PostParams};
-use fixture::Fixture;
 use real_support::rbac::{self, Grant};
 use real_support::{CONTROLLER_ACCOUNT, CONTROLLER_NAMESPACE, Proc, RealEnv};
 use serde_json::{Value, json};

@@ -95,6 +95,12 @@ pub struct RunArgs {
     #[arg(long, env = "TASKRESET_REQUEST_TIMEOUT", default_value = "60s", value_parser = parse_timeout)]
     pub request_timeout: Duration,
 
+    /// How long a credentials Secret read is reused by the objects that name it (0s: read it
+    /// for every reset). A changed Secret is seen within this; one the gateway rejected (401)
+    /// is read afresh at the next look.
+    #[arg(long, env = "TASKRESET_SECRET_CACHE_TTL", default_value = "30s", value_parser = parse_duration)]
+    pub secret_cache_ttl: Duration,
+
     /// Timeout of one IAM token exchange (IAM password credentials). The exchange and the
     /// call must both fit the pod's termination grace period.
     #[arg(long, env = "TASKRESET_IAM_TIMEOUT", default_value = "10s", value_parser = parse_timeout)]
@@ -351,6 +357,7 @@ pub async fn start(
     let ctx = Arc::new(Context {
         recorder: reconciler::events::Events::new(client.clone(), reporter),
         ledger: crate::ledger::Ledger::new(client.clone(), args.ledger_retention),
+        secrets: reconciler::secrets::Secrets::new(client.clone(), args.secret_cache_ttl),
         client,
         roma,
         endpoints,

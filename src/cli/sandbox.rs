@@ -337,7 +337,9 @@ async fn create_namespace(client: &kube::Client, namespace: &str) -> Result<(), 
     };
     match namespaces.create(&PostParams::default(), &ns).await {
         Err(kube::Error::Api(status)) if status.code == 409 => Ok(()), // default, kube-system, ...
-        other => other.map(|_| ()).map_err(kube_err("creating the namespace")),
+        other => other
+            .map(|_| ())
+            .map_err(kube_err("creating the namespace")),
     }
 }
 

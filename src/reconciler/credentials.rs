@@ -3,9 +3,6 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
-use k8s_openapi::api::core::v1::Secret;
-use kube::Api;
-
 use crate::api::{SecretVersion, TaskReset, is_dns1123_subdomain};
 use crate::roma::{Credentials, CredentialsError};
 
@@ -124,7 +121,7 @@ pub fn secret_for(tr: &TaskReset, default: Option<&SecretRef>) -> Choice {
 /// Read the credentials for `tr`. A missing or incomplete Secret is a [`Lookup::Missing`];
 /// any other API failure is an error (retried by the controller's error policy).
 pub async fn lookup(
-    client: &kube::Client,
+    secrets: &super::secrets::Secrets,
     tr: &TaskReset,
     default: Option<&SecretRef>,
 ) -> Result<Lookup, kube::Error> {
@@ -132,22 +129,23 @@ pub async fn lookup(
         Choice::Own(secret_ref) | Choice::Default(secret_ref) => secret_ref,
         Choice::None(message) => return Ok(Lookup::Missing(message)),
     };
-    let api: Api<Secret> = Api::namespaced(client.clone(), &secret_ref.namespace);
-    let Some(secret) = api.get_opt(&secret_ref.name).await? else {
+    let found = secrets.get(&secret_ref.namespace, &secret_ref.name).await?;
+    let Some(secret) = found else {
         return Ok(Lookup::Missing(format!("Secret {secret_ref} not found")));
     };
     let mut data: BTreeMap<String, Vec<u8>> = secret
         .data
-        .unwrap_or_default()
-        .into_iter()
-        .map(|(k, v)| (k, v.0))
+        .iter()
+        .flatten()
+        .map(|(k, v)| (k.clone(), v.0.clone()))
         .collect();
-    for (key, value) in secret.string_data.unwrap_or_default() {
-        data.entry(key).or_insert_with(|| value.into_bytes());
+    for (key, value) in secret.string_data.iter().flatten() {
+        data.entry(key.clone())
+            .or_insert_with(|| value.clone().into_bytes());
     }
     let version = SecretVersion {
         secret: secret_ref.to_string(),
-        resource_version: secret.metadata.resource_version.unwrap_or_default(),
+        resource_version: secret.metadata.resource_version.clone().unwrap_or_default(),
     };
     Ok(match Credentials::from_secret_data(&data) {
         Ok(credentials) => Lookup::Found(credentials, version),
@@ -162,6 +160,9 @@ pub async fn lookup(
 mod tests {
     use super::*;
     use crate::api::{SecretReference, TaskResetSpec};
+    use k8s_openapi::api::core::v1::Secret;
+    use kube::Api;
+    use std::time::Duration;
 
     fn tr(namespace: &str, reference: Option<&str>) -> TaskReset {
         let mut tr = TaskReset::new(
@@ -277,7 +278,8 @@ mod tests {
             .parse::<SecretRef>()
             .expect("parse")
             .restricted_to(&["data".to_owned()]);
-        let allowed = lookup(&client, &tr("data", None), Some(&default))
+        let secrets = super::super::secrets::Secrets::new(client.clone(), Duration::ZERO);
+        let allowed = lookup(&secrets, &tr("data", None), Some(&default))
             .await
             .expect("lookup");
         let Lookup::Found(_, version) = &allowed else {
@@ -287,14 +289,14 @@ mod tests {
         assert_eq!(version.secret, "ops/roma");
         assert!(!version.resource_version.is_empty(), "{version:?}");
         kube.reset_request_log();
-        let refused = lookup(&client, &tr("tenant-b", None), Some(&default))
+        let refused = lookup(&secrets, &tr("tenant-b", None), Some(&default))
             .await
             .expect("lookup");
         let Lookup::Missing(message) = refused else {
             panic!("tenant-b must not get the default Secret");
         };
         assert!(message.contains("not available to namespace"), "{message}");
-        let bad = lookup(&client, &tr("data", Some("roma?x=1")), None)
+        let bad = lookup(&secrets, &tr("data", Some("roma?x=1")), None)
             .await
             .expect("lookup");
         assert!(matches!(bad, Lookup::Missing(_)), "{bad:?}");

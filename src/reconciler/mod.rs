@@ -13,6 +13,7 @@ mod fixtures;
 mod leader;
 pub mod limits;
 mod reconcile;
+pub mod secrets;
 pub mod step;
 
 use std::sync::Arc;
@@ -122,6 +123,8 @@ pub struct Context {
     pub policy: Policy,
     /// The Secret used when a TaskReset names none.
     pub default_secret: Option<SecretRef>,
+    /// The credentials Secrets, read through a short-lived cache.
+    pub secrets: secrets::Secrets,
     /// Concurrency, per-target and rate limits.
     pub limits: Arc<Limits>,
     /// Publishes events.k8s.io events.

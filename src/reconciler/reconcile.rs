@@ -12,7 +12,7 @@ use kube::runtime::controller::Action;
 use kube::{Api, Resource, ResourceExt};
 use tracing::{debug, info, warn};
 
-use super::credentials;
+use super::credentials::{self, Lookup};
 use super::decision::{self, Note, Update};
 use super::limits::{CallPermit, Target, Waiter};
 use super::step::{
@@ -20,7 +20,7 @@ use super::step::{
 };
 use super::{Context, Error, FIELD_MANAGER};
 use crate::api::{TaskReset, TaskResetStatus};
-use crate::roma::{Credentials, ResetRequest, classify};
+use crate::roma::{Credentials, OutcomeClass, ResetRequest, classify};
 /// How long the result write is retried on API errors before giving up (the claim then
 /// expires into `Interrupted`, which is truthful).
 const RESULT_WRITE_PATIENCE: Duration = Duration::from_secs(30);
@@ -186,7 +186,15 @@ impl Executor<'_> {
                 credentials,
             } => {
                 let attempt = facts.claim.as_ref().and_then(|c| c.status.attempts);
-                Learned::Called(self.call(&request, credentials, attempt).await)
+                let called = self.call(&request, credentials, attempt).await;
+                // A rejected Secret is read afresh at the next look, past the cache.
+                if called.class == OutcomeClass::CredentialsRejected
+                    && let Some(Lookup::Found(_, version)) = &facts.credentials
+                    && let Some((namespace, name)) = version.secret.split_once('/')
+                {
+                    ctx.secrets.forget(namespace, name);
+                }
+                Learned::Called(called)
             }
             Effect::Record {
                 claimed,
@@ -264,7 +272,7 @@ impl Executor<'_> {
 
     async fn read_credentials(&mut self) -> Learned {
         let ctx = self.ctx;
-        match credentials::lookup(&ctx.client, self.tr, ctx.default_secret.as_ref()).await {
+        match credentials::lookup(&ctx.secrets, self.tr, ctx.default_secret.as_ref()).await {
             Ok(lookup) => Learned::Credentials(lookup),
             Err(source) => self.failed(Error::Kube {
                 context: "reading the credentials Secret",

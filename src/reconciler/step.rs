@@ -10,11 +10,11 @@
 //! | an attempt is due | [`Effect::ResolveEndpoint`] |
 //! | the endpoint is refused (3.3) | [`Effect::Write`] `Failed`/`InvalidSpec` |
 //! | stopping, nothing claimed | done: nothing new is claimed or called |
-//! | the endpoint | [`Effect::TakeTurn`] (limits); no turn yet: requeue |
-//! | a turn | [`Effect::ReadCredentials`] |
+//! | the endpoint | [`Effect::ReadCredentials`] (through the Secret cache) |
 //! | no usable Secret (3.3), or the version the gateway rejected | [`Effect::Write`] `Pending`, or wait |
 //! | the namespace's ledger failed lately | requeue after its pause, no claim |
-//! | credentials | [`Effect::Claim`] on the decided-on resourceVersion (3.4) |
+//! | credentials | [`Effect::TakeTurn`] (limits); no turn yet: requeue |
+//! | a turn | [`Effect::Claim`] on the decided-on resourceVersion (3.4) |
 //! | the claim lost (409) / the object gone (404) | requeue / done, no call |
 //! | claimed, stopping | [`Effect::Withdraw`] the claim, no call |
 //! | claimed | [`Effect::Reserve`] in the ledger on the claim's resourceVersion (3.8) |
@@ -459,7 +459,8 @@ fn withdraw<'a>(tr: &TaskReset, claim: &'a Claim) -> Option<Effect<'a>> {
     }
 }
 
-/// Before the claim: stop, take a turn, read the credentials, then claim.
+/// Before the claim: stop, read the credentials (through the Secret cache), take a turn,
+/// then claim.
 fn before_claim<'a>(
     tr: &TaskReset,
     facts: &'a Facts,
@@ -470,11 +471,6 @@ fn before_claim<'a>(
 ) -> Effect<'a> {
     if facts.stopping {
         return Effect::Done(Next::AwaitChange);
-    }
-    match facts.turn {
-        None => return Effect::TakeTurn(target(&attempt, endpoint)),
-        Some(Turn::Wait(delay)) => return Effect::Done(Next::Requeue(delay)),
-        Some(Turn::Granted) => {}
     }
     let version = match &facts.credentials {
         None => return Effect::ReadCredentials,
@@ -500,6 +496,11 @@ fn before_claim<'a>(
     }
     if let Some(pause) = facts.ledger_paused {
         return Effect::Done(Next::Requeue(pause));
+    }
+    match facts.turn {
+        None => return Effect::TakeTurn(target(&attempt, endpoint)),
+        Some(Turn::Wait(delay)) => return Effect::Done(Next::Requeue(delay)),
+        Some(Turn::Granted) => {}
     }
     attempt.credentials = Some(version.clone());
     Effect::Claim(decision::claim(tr, &attempt, now))

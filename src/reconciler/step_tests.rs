@@ -222,8 +222,8 @@ fn due() -> TaskReset {
 
 const CALL_PATH: [&str; 8] = [
     "ResolveEndpoint",
-    "TakeTurn",
     "ReadCredentials",
+    "TakeTurn",
     "Claim",
     "Reserve",
     "Call",
@@ -312,7 +312,6 @@ fn row_3_missing_or_mixed_credentials_park_the_object_pending_without_a_claim() 
         );
         let path = [
             "ResolveEndpoint",
-            "TakeTurn",
             "ReadCredentials",
             "Write",
             "Publish",
@@ -332,12 +331,16 @@ fn row_5_a_secret_version_the_gateway_rejected_is_not_called_with_again() {
     rejected.last_attempt_time = Some(Time(ts("2026-11-29T11:59:00Z")));
     rejected.next_attempt_time = Some(Time(ts("2026-11-29T11:59:30Z")));
     let trace = walk(&object(1, Some(rejected)), &World::default());
-    assert!(!trace.effects.contains(&"Claim"), "{:?}", trace.effects);
-    assert_eq!(trace.effects[..3], CALL_PATH[..3]);
+    assert_eq!(trace.effects[..2], CALL_PATH[..2]);
+    assert!(
+        !trace.effects.contains(&"TakeTurn") && !trace.effects.contains(&"Claim"),
+        "no turn taken, nothing claimed: {:?}",
+        trace.effects
+    );
 }
 
 #[test]
-fn a_reconcile_waiting_for_its_turn_reads_nothing_and_looks_again_when_told() {
+fn a_reconcile_waiting_for_its_turn_claims_nothing_and_looks_again_when_told() {
     let wait = Duration::from_millis(750);
     let trace = walk(
         &due(),
@@ -346,7 +349,10 @@ fn a_reconcile_waiting_for_its_turn_reads_nothing_and_looks_again_when_told() {
             ..World::default()
         },
     );
-    assert_eq!(trace.effects, ["ResolveEndpoint", "TakeTurn", "Done"]);
+    assert_eq!(
+        trace.effects,
+        ["ResolveEndpoint", "ReadCredentials", "TakeTurn", "Done"]
+    );
     assert_eq!(trace.next, Some(Next::Requeue(wait)));
 }
 
@@ -401,7 +407,7 @@ fn a_failed_secret_read_fails_the_reconcile_before_any_write() {
     );
     assert_eq!(
         trace.effects,
-        ["ResolveEndpoint", "TakeTurn", "ReadCredentials", "Done"]
+        ["ResolveEndpoint", "ReadCredentials", "Done"]
     );
     assert_eq!(trace.next, Some(Next::Fail));
 }
@@ -435,7 +441,6 @@ fn after_a_ledger_failure_in_the_namespace_nothing_is_claimed_until_its_pause_en
     let mut effects = Vec::new();
     let answers = [
         Learned::Endpoint(Ok(Endpoint::for_region("cn-north-4").expect("endpoint"))),
-        Learned::Turn(Turn::Granted),
         Learned::Credentials(Lookup::Found(
             Credentials::Token(SecretString::new("token")),
             secret_version("41"),
@@ -446,7 +451,7 @@ fn after_a_ledger_failure_in_the_namespace_nothing_is_claimed_until_its_pause_en
         facts.learn(answer);
     }
     let last = step(&due(), &facts, now(), &policy());
-    assert_eq!(effects, CALL_PATH[..3]);
+    assert_eq!(effects, CALL_PATH[..2]);
     assert!(
         matches!(last, Effect::Done(Next::Requeue(d)) if d == pause),
         "{last:?}"
@@ -509,7 +514,7 @@ fn row_8_a_run_the_ledger_says_may_have_run_is_already_executed_without_a_call()
 
 #[test]
 fn the_stop_signal_before_the_claim_claims_nothing() {
-    for stop_after in ["ResolveEndpoint", "TakeTurn", "ReadCredentials"] {
+    for stop_after in ["ResolveEndpoint", "ReadCredentials", "TakeTurn"] {
         let world = World {
             stop_after: Some(stop_after),
             ..World::default()
