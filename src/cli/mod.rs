@@ -2,6 +2,7 @@
 
 mod crd;
 mod duration;
+mod exit;
 pub mod reset;
 pub mod run;
 pub mod sandbox;
@@ -10,8 +11,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-/// Exit code for a usage or configuration error (BSD `EX_USAGE`).
-pub const EXIT_USAGE: u8 = 64;
+pub use exit::EXIT_USAGE;
 
 /// Reset ROMA Connect FDI combined-task progress from Kubernetes TaskReset objects.
 #[derive(Debug, Parser)]

@@ -15,8 +15,8 @@ use std::time::Duration;
 use clap::{Args, ValueEnum};
 use serde_json::{Map, Value, json};
 
-use super::EXIT_USAGE;
 use super::duration::parse_timeout;
+use super::exit::EXIT_USAGE;
 use crate::api::DateFrom;
 use crate::api::is_valid_id;
 use crate::roma::{

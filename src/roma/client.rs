@@ -15,9 +15,10 @@ use super::iam::{self, Exchange, TokenCache};
 use super::outcome::ResetOutcome;
 use super::response::{
     MAX_REQUEST_ID_CHARS, Redactor, is_documented_code, parse_error_body, parse_success_message,
-    sanitize,
+    shown_url,
 };
 use super::secret::SecretString;
+use super::transport::{read_capped, transport_outcome};
 
 /// `Content-Type` of the reset call.
 pub const RESET_CONTENT_TYPE: &str = "application/json;charset=UTF-8";
@@ -546,84 +547,11 @@ fn iam_endpoint_refused(
     }
 }
 
-/// A URL as shown in messages: without user information, sanitised.
-pub(crate) fn shown_url(url: &Url) -> String {
-    let mut shown = url.clone();
-    let _ = shown.set_username("");
-    let _ = shown.set_password(None);
-    sanitize(shown.as_str(), 256)
-}
-
 /// A header value marked sensitive (kept out of the HTTP stack's debug output).
 fn sensitive(value: &str) -> Option<HeaderValue> {
     let mut value = HeaderValue::from_str(value).ok()?;
     value.set_sensitive(true);
     Some(value)
-}
-
-/// A failed send: never connected (not sent) or broken after sending (ambiguous).
-fn transport_outcome(err: &reqwest::Error) -> ResetOutcome {
-    let reason = describe_error(err);
-    if err.is_builder() || err.is_connect() {
-        ResetOutcome::NotSent { reason }
-    } else {
-        // Timeouts, resets and truncated answers after the request went out.
-        ResetOutcome::Ambiguous { reason }
-    }
-}
-
-/// An error and its causes on one line, sanitised, without the URL: reqwest's own line
-/// ("error sending request for url (...)") quotes the whole request URL, which the spec
-/// names already; only what went wrong is kept.
-pub(crate) fn describe_error(err: &reqwest::Error) -> String {
-    let mut parts: Vec<String> = Vec::new();
-    if err.is_timeout() {
-        parts.push("timed out".to_owned());
-    } else if err.is_connect() {
-        parts.push("could not connect".to_owned());
-    } else if err.is_body() || err.is_decode() {
-        parts.push("the answer broke off".to_owned());
-    } else if err.is_builder() {
-        parts.push("the request could not be built".to_owned());
-    }
-    let mut current: Option<&dyn std::error::Error> = std::error::Error::source(err);
-    while let Some(e) = current {
-        let text = e.to_string();
-        let text = if text.contains("connection closed before message completed") {
-            "connection closed before the answer".to_owned()
-        } else {
-            text
-        };
-        if !text.contains("://") && !parts.iter().any(|p| p.contains(&text)) {
-            parts.push(text);
-        }
-        current = e.source();
-    }
-    if parts.is_empty() {
-        parts.push("the request failed".to_owned());
-    }
-    sanitize(&parts.join(": "), 512)
-}
-
-/// Read at most `cap` bytes of the body; the error, if reading stopped early.
-pub(crate) async fn read_capped(
-    mut response: reqwest::Response,
-    cap: usize,
-) -> (Vec<u8>, Option<String>) {
-    let mut bytes = Vec::new();
-    loop {
-        match response.chunk().await {
-            Ok(Some(chunk)) => {
-                let room = cap.saturating_sub(bytes.len());
-                bytes.extend_from_slice(&chunk[..chunk.len().min(room)]);
-                if bytes.len() >= cap {
-                    return (bytes, None);
-                }
-            }
-            Ok(None) => return (bytes, None),
-            Err(err) => return (bytes, Some(describe_error(&err))),
-        }
-    }
 }
 
 /// The last line of defence: every text field of the outcome through `redactor` (they were

@@ -21,8 +21,9 @@ use serde_json::json;
 use url::Url;
 
 use super::outcome::ResetOutcome;
-use super::response::{MAX_REQUEST_ID_CHARS, Redactor};
+use super::response::{MAX_REQUEST_ID_CHARS, Redactor, shown_url};
 use super::secret::SecretString;
+use super::transport::{describe_error, read_capped};
 
 /// A token from IAM.
 #[derive(Clone)]
@@ -269,7 +270,7 @@ pub(crate) struct Exchange<'a> {
 /// `CredentialsRejected`, anything else `NotSent`. No outcome quotes the answer's body or the
 /// token: only the status, the IAM request id and what the controller made of them.
 pub(crate) async fn exchange(x: Exchange<'_>) -> Result<IssuedToken, ResetOutcome> {
-    let shown = super::client::shown_url(x.iam);
+    let shown = shown_url(x.iam);
     let mut url = x.iam.clone();
     match url.path_segments_mut() {
         Ok(mut segments) => {
@@ -308,7 +309,7 @@ pub(crate) async fn exchange(x: Exchange<'_>) -> Result<IssuedToken, ResetOutcom
         .map_err(|err| ResetOutcome::NotSent {
             reason: format!(
                 "IAM token exchange with {shown} failed: {}",
-                super::client::describe_error(&err)
+                describe_error(&err)
             ),
         })?;
     let status = response.status().as_u16();
@@ -363,7 +364,7 @@ pub(crate) async fn exchange(x: Exchange<'_>) -> Result<IssuedToken, ResetOutcom
                 "IAM at {shown} answered HTTP {status} without a usable X-Subject-Token"
             )),
         })?;
-    let (bytes, _) = super::client::read_capped(response, x.max_body_bytes).await;
+    let (bytes, _) = read_capped(response, x.max_body_bytes).await;
     Ok(IssuedToken {
         token,
         expires_at: expires_at(&bytes),

@@ -16,6 +16,7 @@ mod iam;
 pub mod outcome;
 pub mod response;
 pub mod secret;
+mod transport;
 
 pub use client::{
     ClientConfig, ClientError, RESET_CONTENT_TYPE, ResetRequest, RomaClient, USER_AGENT,

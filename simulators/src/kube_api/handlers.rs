@@ -5,11 +5,11 @@
 use super::errors::{ApiError, Cause};
 use super::managed_fields::{self, Scope, Writer};
 use super::patch::{PatchType, json_patch, merge_patch, strategic_merge_patch};
-use super::registry::{Builtin, ResourceType, TypeKey, VersionInfo};
+use super::registry::{Builtin, ResourceType, TypeKey, VersionInfo, present};
 use super::request::{ResourceRequest, query_flag};
 use super::schema::Schema;
 use super::selector::{FieldSelector, LabelSelector};
-use super::server::Shared;
+use super::shared::Shared;
 use super::store::Store;
 use super::table::{IncludeObject, Representation, partial_metadata, table};
 use super::util::{meta_str, metadata_mut, name_suffix, new_uid, now_rfc3339};
@@ -52,16 +52,6 @@ pub(crate) struct Ctx<'a> {
     pub user_agent: &'a str,
     pub content_type: &'a str,
     pub body: &'a [u8],
-}
-
-/// An object as served in a version: `apiVersion` and `kind` of that version.
-pub(crate) fn present(obj: &Value, rt: &ResourceType, version: &str) -> Value {
-    let mut out = obj.clone();
-    if let Some(map) = out.as_object_mut() {
-        map.insert("apiVersion".into(), json!(rt.api_version(version)));
-        map.insert("kind".into(), json!(rt.kind));
-    }
-    out
 }
 
 fn parse_rv(text: &str) -> Option<u64> {

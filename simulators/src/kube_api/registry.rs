@@ -137,6 +137,19 @@ impl ResourceType {
     }
 }
 
+/// An object as served in a version: `apiVersion` and `kind` of that version.
+pub(crate) fn present(obj: &Value, rt: &ResourceType, version: &str) -> Value {
+    let mut out = obj.clone();
+    if let Some(map) = out.as_object_mut() {
+        map.insert(
+            "apiVersion".into(),
+            serde_json::json!(rt.api_version(version)),
+        );
+        map.insert("kind".into(), serde_json::json!(rt.kind));
+    }
+    out
+}
+
 // One call per built-in kind reads as a table; a parameter struct would only add noise.
 #[allow(clippy::too_many_arguments)]
 fn builtin(

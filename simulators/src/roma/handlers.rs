@@ -364,14 +364,14 @@ fn control_api(state: &State, method: &Method, path: &str, body: &[u8]) -> Respo
         },
         ("POST", "tokens") => match parse::<TokenBody>(body) {
             Ok(t) => {
-                super::add_token(state, &t.token);
+                state.add_token(&t.token);
                 ok()
             }
             Err(e) => bad(e),
         },
         ("POST", "access-keys") => match parse::<AccessKeyBody>(body) {
             Ok(k) => {
-                super::add_access_key(state, &k.access_key, &k.secret_key, k.security_token);
+                state.add_access_key(&k.access_key, &k.secret_key, k.security_token);
                 ok()
             }
             Err(e) => bad(e),
@@ -384,7 +384,7 @@ fn control_api(state: &State, method: &Method, path: &str, body: &[u8]) -> Respo
             Err(e) => bad(e),
         },
         ("POST", "expire-tokens") => {
-            super::expire_tokens(state);
+            state.expire_tokens();
             ok()
         }
         _ => json_response(404, &json!({"error": "no such control endpoint"}), ""),
