@@ -161,12 +161,18 @@ async fn attempt_reset(
         Err(wait) => return Ok(Action::requeue(wait)),
     };
     // Read only with a permit in hand: objects waiting for their turn cost no API request.
-    let credentials = match credentials::lookup(&ctx.client, tr, ctx.default_secret.as_ref())
-        .await
-        .map_err(|source| Error::Kube {
-            context: "reading the credentials Secret",
-            source,
-        })? {
+    let credentials = match credentials::lookup(
+        &ctx.client,
+        tr,
+        ctx.default_secret.as_ref(),
+        &ctx.roma,
+        &endpoint,
+    )
+    .await
+    .map_err(|source| Error::Kube {
+        context: "reading the credentials Secret",
+        source,
+    })? {
         Lookup::Found(credentials, version) => {
             // A version of the Secret the gateway already rejected is never called with again.
             if let Some(wait) =

@@ -100,6 +100,40 @@ pub enum ClientError {
     Http(#[source] reqwest::Error),
 }
 
+/// Why an IAM password is not sent to an IAM endpoint: the configuration
+/// (`--allowed-iam-endpoints`, `--insecure-allow-http`) or the Secret's `iamEndpoint` forbids
+/// it. A configuration error, found before anything is sent: nobody refused the credentials.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum IamEndpointError {
+    /// Plain http while insecure mode is off: the password would travel in clear.
+    #[error(
+        "IAM endpoint {iam} is not https (--insecure-allow-http allows it); no password was sent"
+    )]
+    NotHttps {
+        /// The endpoint, as shown in messages.
+        iam: String,
+    },
+    /// The IAM allow-list does not match it.
+    #[error(
+        "IAM endpoint {iam} is not in the allowed IAM endpoints ({allowed}; --allowed-iam-endpoints); no password was sent"
+    )]
+    NotAllowed {
+        /// The endpoint, as shown in messages.
+        iam: String,
+        /// The allowed patterns, comma-separated.
+        allowed: String,
+    },
+    /// Not a usable URL (user information, a query, ...).
+    #[error("IAM endpoint {iam} is not usable: {source}; no password was sent")]
+    Invalid {
+        /// The endpoint, as shown in messages.
+        iam: String,
+        /// What is wrong with it.
+        #[source]
+        source: EndpointError,
+    },
+}
+
 /// One reset to perform.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ResetRequest {
@@ -148,6 +182,50 @@ enum Auth<'a> {
 }
 
 impl RomaClient {
+    /// Whether a reset at `endpoint` with `credentials` may go ahead as far as the
+    /// configuration goes: for IAM password credentials, whether the password may be sent to
+    /// their IAM endpoint (the Secret's `iamEndpoint`, else the one that goes with
+    /// `endpoint`). Other credentials need no IAM endpoint. Nothing is sent.
+    pub fn check_iam_endpoint(
+        &self,
+        endpoint: &Endpoint,
+        credentials: &Credentials,
+    ) -> Result<(), IamEndpointError> {
+        match credentials {
+            Credentials::Password { iam_endpoint, .. } => self
+                .password_target(endpoint, iam_endpoint.as_ref())
+                .map(drop),
+            Credentials::Token(_) | Credentials::AccessKey { .. } => Ok(()),
+        }
+    }
+
+    /// Where an IAM password goes for a reset at `endpoint`, if the configuration allows it.
+    fn password_target(
+        &self,
+        endpoint: &Endpoint,
+        iam_endpoint: Option<&Url>,
+    ) -> Result<Url, IamEndpointError> {
+        let iam = iam_endpoint
+            .cloned()
+            .unwrap_or_else(|| endpoint.default_iam_endpoint());
+        let shown = shown_url(&iam);
+        // Plain http to IAM sends the password in clear: only in insecure mode.
+        if iam.scheme() != "https" && !self.inner.config.insecure_allow_http {
+            return Err(IamEndpointError::NotHttps { iam: shown });
+        }
+        // The Secret names the IAM endpoint: it gets the password only if allowed.
+        let policy = &self.inner.config.iam_endpoints;
+        match policy.check(&iam) {
+            Ok(()) => Ok(iam),
+            Err(EndpointError::NotAllowed { .. }) => Err(IamEndpointError::NotAllowed {
+                iam: shown,
+                allowed: policy.allowed_list(),
+            }),
+            Err(EndpointError::InsecureScheme(_)) => Err(IamEndpointError::NotHttps { iam: shown }),
+            Err(source) => Err(IamEndpointError::Invalid { iam: shown, source }),
+        }
+    }
+
     /// A client with these timeouts, CA and limits. Proxies come from the environment
     /// (`HTTPS_PROXY`, `HTTP_PROXY`, `NO_PROXY`); redirects are never followed (they could
     /// carry the credentials elsewhere).
@@ -272,25 +350,15 @@ impl RomaClient {
                 domain_name,
                 iam_endpoint,
             } => {
-                let iam = iam_endpoint
-                    .clone()
-                    .unwrap_or_else(|| request.endpoint.default_iam_endpoint());
-                // Plain http to IAM sends the password in clear: only in insecure mode.
-                if iam.scheme() != "https" && !self.inner.config.insecure_allow_http {
-                    return ResetOutcome::CredentialsRejected {
-                        http_status: None,
-                        error_code: "InsecureIamEndpoint".to_owned(),
-                        error_message: format!(
-                            "IAM endpoint {} is not https (--insecure-allow-http allows it); no password was sent",
-                            shown_url(&iam)
-                        ),
-                        request_id: None,
-                    };
-                }
-                // The Secret names the IAM endpoint: it gets the password only if allowed.
-                if let Err(err) = self.inner.config.iam_endpoints.check(&iam) {
-                    return iam_endpoint_refused(&iam, &err, &self.inner.config.iam_endpoints);
-                }
+                // A configuration error, not a refusal: nobody was asked.
+                let iam = match self.password_target(&request.endpoint, iam_endpoint.as_ref()) {
+                    Ok(iam) => iam,
+                    Err(err) => {
+                        return ResetOutcome::NotSent {
+                            reason: err.to_string(),
+                        };
+                    }
+                };
                 let key =
                     iam::cache_key(&iam, domain_name, username, password, &request.project_id);
                 let exchange = || Exchange {
@@ -513,37 +581,6 @@ fn gateway_refusal(code: &str) -> &'static str {
             "the gateway refused the signature as expired: the controller's clock is more than 15 minutes off"
         }
         _ => "the gateway refused the credentials",
-    }
-}
-
-/// An IAM endpoint the IAM allow-list refuses: nothing is sent.
-fn iam_endpoint_refused(
-    iam: &Url,
-    err: &EndpointError,
-    policy: &IamEndpointPolicy,
-) -> ResetOutcome {
-    let (code, why) = match err {
-        EndpointError::NotAllowed { .. } => (
-            "IamEndpointNotAllowed",
-            format!(
-                "is not in the allowed IAM endpoints ({})",
-                policy.allowed_list()
-            ),
-        ),
-        EndpointError::InsecureScheme(_) => (
-            "InsecureIamEndpoint",
-            "is not https (--insecure-allow-http allows it)".to_owned(),
-        ),
-        other => ("InvalidIamEndpoint", format!("is not usable: {other}")),
-    };
-    ResetOutcome::CredentialsRejected {
-        http_status: None,
-        error_code: code.to_owned(),
-        error_message: format!(
-            "IAM endpoint {} {why}; no password was sent",
-            shown_url(iam)
-        ),
-        request_id: None,
     }
 }
 

@@ -19,7 +19,8 @@ pub mod secret;
 mod transport;
 
 pub use client::{
-    ClientConfig, ClientError, RESET_CONTENT_TYPE, ResetRequest, RomaClient, USER_AGENT,
+    ClientConfig, ClientError, IamEndpointError, RESET_CONTENT_TYPE, ResetRequest, RomaClient,
+    USER_AGENT,
 };
 pub use credentials::{Credentials, CredentialsError};
 pub use endpoint::{
