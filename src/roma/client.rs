@@ -87,13 +87,20 @@ pub enum ClientError {
         /// The error from the OS.
         source: std::io::Error,
     },
-    /// The CA file holds no usable PEM certificate.
-    #[error("CA file {path} holds no usable PEM certificate: {reason}")]
+    /// The CA file is not a PEM bundle.
+    #[error("CA file {path} holds no usable PEM certificate: {source}")]
     InvalidCaFile {
         /// The file.
         path: PathBuf,
         /// What is wrong with it.
-        reason: String,
+        #[source]
+        source: reqwest::Error,
+    },
+    /// The CA file is PEM but holds no certificate.
+    #[error("CA file {path} holds no usable PEM certificate: no certificate found")]
+    NoCaCertificate {
+        /// The file.
+        path: PathBuf,
     },
     /// The HTTP client could not be set up.
     #[error("cannot set up the HTTP client: {0}")]
@@ -240,17 +247,14 @@ impl RomaClient {
                 path: path.clone(),
                 source,
             })?;
-            let certificates = reqwest::Certificate::from_pem_bundle(&pem).map_err(|err| {
+            let certificates = reqwest::Certificate::from_pem_bundle(&pem).map_err(|source| {
                 ClientError::InvalidCaFile {
                     path: path.clone(),
-                    reason: err.to_string(),
+                    source,
                 }
             })?;
             if certificates.is_empty() {
-                return Err(ClientError::InvalidCaFile {
-                    path: path.clone(),
-                    reason: "no certificate found".to_owned(),
-                });
+                return Err(ClientError::NoCaCertificate { path: path.clone() });
             }
             for certificate in certificates {
                 builder = builder.add_root_certificate(certificate);
