@@ -17,8 +17,8 @@ use super::response::{
     MAX_REQUEST_ID_CHARS, Redactor, is_documented_code, parse_error_body, parse_success_message,
     shown_url,
 };
-use super::secret::SecretString;
 use super::transport::{read_capped, transport_outcome};
+use secrecy::{ExposeSecret, SecretString};
 
 /// `Content-Type` of the reset call.
 pub const RESET_CONTENT_TYPE: &str = "application/json;charset=UTF-8";
@@ -389,7 +389,7 @@ impl RomaClient {
                         Ok(token) => token,
                         Err(outcome) => return outcome,
                     };
-                    let with_token = redactor.with(token.expose());
+                    let with_token = redactor.with(token.expose_secret());
                     let answer = self
                         .send(&url, request, &body, Auth::Token(&token), &with_token)
                         .await;
@@ -426,7 +426,7 @@ impl RomaClient {
         let mut headers = reqwest::header::HeaderMap::new();
         headers.insert(CONTENT_TYPE, HeaderValue::from_static(RESET_CONTENT_TYPE));
         match auth {
-            Auth::Token(token) => match sensitive(token.expose()) {
+            Auth::Token(token) => match sensitive(token.expose_secret()) {
                 Some(value) => {
                     headers.insert("x-auth-token", value);
                 }
@@ -452,7 +452,7 @@ impl RomaClient {
                 if let Some(token) = security_token {
                     to_sign.push((
                         roma_signer::HEADER_SECURITY_TOKEN.to_owned(),
-                        token.expose().to_owned(),
+                        token.expose_secret().to_owned(),
                     ));
                 }
                 let unsigned = roma_signer::Request {
@@ -466,7 +466,7 @@ impl RomaClient {
                     &unsigned,
                     &host,
                     access_key,
-                    secret_key.expose(),
+                    secret_key.expose_secret(),
                     SystemTime::now(),
                 ) {
                     Ok(signed) => signed,

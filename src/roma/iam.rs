@@ -22,8 +22,8 @@ use url::Url;
 
 use super::outcome::ResetOutcome;
 use super::response::{MAX_REQUEST_ID_CHARS, Redactor, shown_url};
-use super::secret::SecretString;
 use super::transport::{describe_error, read_capped};
+use secrecy::{ExposeSecret, SecretString};
 
 /// A token from IAM.
 #[derive(Clone)]
@@ -207,7 +207,11 @@ impl TokenCache {
     pub async fn invalidate(&self, key: &str, token: &SecretString) {
         let shared = self.slot(key);
         let mut slot = shared.lock().await;
-        if slot.token.as_ref().is_some_and(|t| &t.token == token) {
+        if slot
+            .token
+            .as_ref()
+            .is_some_and(|t| t.token.expose_secret() == token.expose_secret())
+        {
             slot.token = None;
             self.note_expiry(key, &shared, None);
         }
@@ -241,7 +245,7 @@ pub(crate) fn cache_key(
         iam.as_str(),
         domain_name,
         username,
-        password.expose(),
+        password.expose_secret(),
         project_id
     ]);
     roma_signer::sha256_hex(material.to_string().as_bytes())
@@ -288,7 +292,7 @@ pub(crate) async fn exchange(x: Exchange<'_>) -> Result<IssuedToken, ResetOutcom
             "methods": ["password"],
             "password": {"user": {
                 "name": x.username,
-                "password": x.password.expose(),
+                "password": x.password.expose_secret(),
                 "domain": {"name": x.domain_name},
             }},
         },
@@ -448,7 +452,10 @@ mod tests {
             }));
         }
         for task in tasks {
-            assert_eq!(task.await.expect("joins").expect("token").expose(), "fresh");
+            assert_eq!(
+                task.await.expect("joins").expect("token").expose_secret(),
+                "fresh"
+            );
         }
         assert_eq!(fetches.load(std::sync::atomic::Ordering::SeqCst), 1);
         assert_eq!(cache.cached(), 1);
@@ -491,7 +498,7 @@ mod tests {
                 })
             })
             .await;
-        assert_eq!(again.expect("token").expose(), "back");
+        assert_eq!(again.expect("token").expose_secret(), "back");
         assert_eq!(fetches.load(std::sync::atomic::Ordering::SeqCst), 3);
     }
 
@@ -527,7 +534,7 @@ mod tests {
                 })
             })
             .await;
-        assert_eq!(reused.expect("cached").expose(), "token-2999");
+        assert_eq!(reused.expect("cached").expose_secret(), "token-2999");
 
         // Tokens past their expiry are dropped, not kept until the count is reached.
         let expired = TokenCache::default();
