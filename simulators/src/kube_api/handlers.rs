@@ -151,7 +151,7 @@ fn selectors(ctx: &Ctx<'_>) -> Result<(LabelSelector, FieldSelector), ApiError> 
         None => LabelSelector::default(),
     };
     let fields = match ctx.query.get("fieldSelector") {
-        Some(s) => FieldSelector::parse(s).map_err(ApiError::bad_request)?,
+        Some(s) => FieldSelector::parse(s).map_err(|e| ApiError::bad_request(e.to_string()))?,
         None => FieldSelector::default(),
     };
     Ok((labels, fields))
@@ -317,7 +317,7 @@ fn watch(ctx: &Ctx<'_>, rt: Arc<ResourceType>, version: String) -> Result<Reply,
             Some(f) if !f.is_empty() => FieldSelector::parse(&format!("{f},{pinned}")),
             _ => FieldSelector::parse(&pinned),
         }
-        .map_err(ApiError::bad_request)?;
+        .map_err(|e| ApiError::bad_request(e.to_string()))?;
     }
     let rv = ctx
         .query
@@ -506,7 +506,7 @@ fn after_write(store: &mut Store, rt: &ResourceType, obj: &Value) -> Result<(), 
                 &rt.key.group,
                 &rt.kind,
                 meta_str(obj, "name"),
-                &[Cause::invalid("spec", "\"object\"", e)],
+                &[Cause::invalid("spec", "\"object\"", e.to_string())],
             )
         })?;
     }
@@ -738,7 +738,7 @@ fn create_object(
                 &rt.key.group,
                 &rt.kind,
                 &name,
-                &[Cause::invalid("spec.versions", "\"object\"", e)],
+                &[Cause::invalid("spec.versions", "\"object\"", e.to_string())],
             )
         })?;
     }
@@ -1041,12 +1041,10 @@ fn patch(ctx: &Ctx<'_>, rt: &ResourceType, version: &str) -> Result<Reply, ApiEr
     match patch_type {
         PatchType::Merge => merge_patch(&mut patched, &body),
         PatchType::Strategic if rt.builtin == Builtin::None => merge_patch(&mut patched, &body),
-        PatchType::Strategic => {
-            strategic_merge_patch(&mut patched, &body).map_err(ApiError::bad_request)?
-        }
-        PatchType::Json => {
-            json_patch(&mut patched, &body).map_err(|e| ApiError::new(422, "Invalid", e))?
-        }
+        PatchType::Strategic => strategic_merge_patch(&mut patched, &body)
+            .map_err(|e| ApiError::bad_request(e.to_string()))?,
+        PatchType::Json => json_patch(&mut patched, &body)
+            .map_err(|e| ApiError::new(422, "Invalid", e.to_string()))?,
         PatchType::Apply => {}
     }
     // A resourceVersion the patch sets is a precondition.
