@@ -1,5 +1,6 @@
 # syntax=docker/dockerfile:1
 # The taskreset-controller image: one Rust binary on distroless, non-root, nothing else.
+# Built without default features: no `sandbox`, no simulator linked in (.ci/production.sh checks it).
 #
 #   docker build \
 #     --build-arg VERSION=0.1.0 \
@@ -23,7 +24,7 @@ ENV CARGO_PROFILE_RELEASE_STRIP=symbols \
 COPY . .
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
     --mount=type=cache,target=/src/target \
-    TASKRESET_GIT_COMMIT="${REVISION}" cargo build --release --locked --bin taskreset-controller \
+    TASKRESET_GIT_COMMIT="${REVISION}" cargo build --release --locked --no-default-features --bin taskreset-controller \
     && install -D -m 0755 target/release/taskreset-controller /out/taskreset-controller \
     && /out/taskreset-controller --version
 

@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 
 use roma_support::{RawServer, Reply, TlsFront, closed_port, temp_file, test_pki};
 use taskreset_controller::roma::{
-    ClientConfig, Credentials, Endpoint, EndpointPolicy, IamEndpointPolicy, OutcomeClass,
-    ResetOutcome, ResetRequest, RomaClient, classify,
+    ClientConfig, Credentials, Endpoint, EndpointPolicy, IamEndpointError, IamEndpointPolicy,
+    OutcomeClass, ResetOutcome, ResetRequest, RomaClient, classify,
 };
 use taskreset_simulators::roma::{AuthKind, RomaConfig, RomaHandle, RomaSimulator, Step};
 use url::Url;
@@ -562,10 +562,12 @@ async fn iam_refusals_and_outages_are_not_resets() {
     let outcome = strict
         .reset(&request("https://127.0.0.1:1", "t", None), &password(&sim))
         .await;
+    // Issue 13.4: a configuration error, not a refusal of the credentials.
     assert!(
-        matches!(&outcome, ResetOutcome::CredentialsRejected { error_code, .. } if error_code == "InsecureIamEndpoint"),
+        matches!(&outcome, ResetOutcome::NotSent { reason } if reason.contains("is not https (--insecure-allow-http allows it); no password was sent")),
         "{outcome:?}"
     );
+    assert_ne!(classify(&outcome), OutcomeClass::CredentialsRejected);
     assert!(sim.calls().is_empty(), "no reset call without a token");
     // A plain http ROMA endpoint does not make a plain http IAM acceptable: that takes
     // insecure mode (and the IAM allow-list).
@@ -573,7 +575,7 @@ async fn iam_refusals_and_outages_are_not_resets() {
         .reset(&request(&sim.url(), "t", None), &password(&sim))
         .await;
     assert!(
-        matches!(&outcome, ResetOutcome::CredentialsRejected { error_code, .. } if error_code == "InsecureIamEndpoint"),
+        matches!(&outcome, ResetOutcome::NotSent { reason } if reason.contains("is not https")),
         "{outcome:?}"
     );
     assert!(sim.calls().is_empty());
@@ -1175,16 +1177,21 @@ async fn iam_answers_are_never_copied_out() {
 async fn an_iam_endpoint_outside_the_allow_list_never_gets_the_password() {
     let sim = simulator().await;
     let thief = RawServer::start(|_| iam_ok("stolen-0001")).await;
+    let credentials = password_at(&thief.url(), PASSWORD);
     let outcome = client()
-        .reset(
-            &request(&sim.url(), "t", None),
-            &password_at(&thief.url(), PASSWORD),
-        )
+        .reset(&request(&sim.url(), "t", None), &credentials)
         .await;
-    assert_eq!(
-        classify(&outcome),
-        OutcomeClass::CredentialsRejected,
+    // Issue 13.4: the allow-list is configuration; nobody rejected the credentials.
+    assert!(
+        matches!(&outcome, ResetOutcome::NotSent { reason } if reason.ends_with("no password was sent")),
         "{outcome:?}"
+    );
+    assert_eq!(classify(&outcome), OutcomeClass::Retryable);
+    let checked =
+        client().check_iam_endpoint(&request(&sim.url(), "t", None).endpoint, &credentials);
+    assert!(
+        matches!(&checked, Err(IamEndpointError::NotHttps { iam }) if iam == &format!("{}/", thief.url())),
+        "{checked:?}"
     );
     assert!(thief.requests().is_empty(), "the password went out");
     assert!(sim.calls().is_empty());

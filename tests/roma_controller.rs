@@ -51,21 +51,28 @@ async fn a_token_with_a_line_break_stays_pending_without_a_request() {
     ctl.stop().await;
 }
 
+/// Issue 13.4: an IAM endpoint the allow-list refuses is a configuration error, found before
+/// the claim: Pending `CredentialsInvalid` naming the allow-list, not `CredentialsRejected`
+/// ("the gateway rejected the credentials": nothing was sent to any gateway).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_iam_endpoint_outside_the_allow_list_stays_pending_and_gets_nothing() {
     let env = Env::new().await;
     env.roma.add_user("acme", "robot", "s3cret-pass-0001");
+    let password = [
+        ("username", "robot"),
+        ("password", "s3cret-pass-0001"),
+        ("domainName", "acme"),
+    ];
     env.put_secret(
         "elsewhere",
         &[
-            ("username", "robot"),
-            ("password", "s3cret-pass-0001"),
-            ("domainName", "acme"),
-            ("iamEndpoint", "https://iam.attacker.example"),
-        ],
+            &password[..],
+            &[("iamEndpoint", "https://iam.attacker.example")],
+        ]
+        .concat(),
     )
     .await;
-    let ctl = env.start_controller(&["--credentials-retry-delay", "500ms"]);
+    let ctl = env.start_controller(&["--credentials-wait-max", "1s"]);
     let task = Env::task();
     env.create("elsewhere", &task, |s| {
         s.credentials_secret_ref = Some(SecretReference {
@@ -76,12 +83,27 @@ async fn an_iam_endpoint_outside_the_allow_list_stays_pending_and_gets_nothing()
     let tr = env.wait_phase("elsewhere", Phase::Pending, WAIT).await;
     assert_eq!(
         Env::ready(&tr),
-        ("Unknown".into(), "CredentialsRejected".into())
+        ("Unknown".into(), "CredentialsInvalid".into())
     );
+    let message = ready_message(&tr);
+    assert!(
+        message.contains("https://iam.attacker.example/ is not in the allowed IAM endpoints"),
+        "{message}"
+    );
+    assert!(!message.contains("rejected"), "{message}");
     let status = tr.status.clone().unwrap();
-    assert_eq!(status.error_code.as_deref(), Some("IamEndpointNotAllowed"));
+    assert_eq!(status.attempts.unwrap_or(0), 0, "never claimed");
     assert!(!format!("{status:?}").contains("s3cret-pass-0001"));
     assert!(env.calls(&task).is_empty());
     assert_eq!(env.roma.iam_calls(), 0);
+    // The Secret fixed (the simulator is the allowed IAM): picked up without a spec change.
+    let roma = env.roma.url();
+    env.put_secret(
+        "elsewhere",
+        &[&password[..], &[("iamEndpoint", roma.as_str())]].concat(),
+    )
+    .await;
+    env.wait_phase("elsewhere", Phase::Succeeded, WAIT).await;
+    assert_eq!(env.calls(&task).len(), 1);
     ctl.stop().await;
 }

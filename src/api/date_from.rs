@@ -82,7 +82,8 @@ pub enum DateFromError {
         /// The string as given (a date, never a secret).
         value: String,
         /// What the parser objected to.
-        reason: String,
+        #[source]
+        reason: super::rfc3339::Rfc3339Error,
     },
     /// A valid timestamp before 1970-01-01T00:00:00Z.
     #[error("dateFrom {0:?} is before 1970-01-01T00:00:00Z")]

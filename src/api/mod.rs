@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 pub use date_from::{
     DateFrom, DateFromError, MAX_DATE_FROM_LEN, MAX_EPOCH_MILLIS, MIN_MILLIS, SECONDS_MESSAGE,
 };
-pub use rfc3339::{Instant, RFC3339_PATTERN, parse as parse_rfc3339};
+pub use rfc3339::{Instant, RFC3339_PATTERN, Rfc3339Error, parse as parse_rfc3339};
 pub use validation::{
     DNS1123_SUBDOMAIN_PATTERN, ID_PATTERN, MAX_ENDPOINT_LEN, MAX_ID_LEN, MAX_REGION_LEN,
     MAX_RUN_ID_LEN, MAX_SECRET_NAME_LEN, REGION_PATTERN, SpecError, ValidSpec,

@@ -43,10 +43,48 @@ impl Instant {
     }
 }
 
+/// Why a text is not an RFC 3339 timestamp. The message says what is wrong, without the
+/// whole value (the caller quotes it).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Rfc3339Error {
+    /// Not of the form the pattern describes.
+    #[error("expected YYYY-MM-DDTHH:MM:SS[.fraction](Z|+HH:MM|-HH:MM)")]
+    Shape,
+    /// An offset past 23:59.
+    #[error("offset {sign}{hours:02}:{minutes:02} is out of range")]
+    Offset {
+        /// `+` or `-`.
+        sign: char,
+        /// Hours of the offset.
+        hours: i64,
+        /// Minutes of the offset.
+        minutes: i64,
+    },
+    /// A day the calendar does not have (`2021-02-30`).
+    #[error("{year:04}-{month:02}-{day:02} is not a date")]
+    NotADate {
+        /// The year as written.
+        year: i64,
+        /// The month as written.
+        month: i64,
+        /// The day as written.
+        day: i64,
+    },
+    /// A time the clock does not have (`24:00:00`, a leap second).
+    #[error("{hour:02}:{minute:02}:{second:02} is not a time of day")]
+    NotATime {
+        /// The hour as written.
+        hour: i64,
+        /// The minute as written.
+        minute: i64,
+        /// The second as written.
+        second: i64,
+    },
+}
+
 /// Parse `text` as [`RFC3339_PATTERN`] describes, checking that the date and time exist.
-/// The error says what is wrong (no value in it: the caller quotes the value).
-pub fn parse(text: &str) -> Result<Instant, String> {
-    let shape = || "expected YYYY-MM-DDTHH:MM:SS[.fraction](Z|+HH:MM|-HH:MM)".to_owned();
+pub fn parse(text: &str) -> Result<Instant, Rfc3339Error> {
+    let shape = || Rfc3339Error::Shape;
     let b = text.as_bytes();
     let num = |range: std::ops::Range<usize>| -> Option<i64> {
         let digits = b.get(range)?;
@@ -98,10 +136,11 @@ pub fn parse(text: &str) -> Result<Instant, String> {
             let h = i64::from((h1 - b'0') * 10 + (h2 - b'0'));
             let m = i64::from((m1 - b'0') * 10 + (m2 - b'0'));
             if h > 23 || m > 59 {
-                return Err(format!(
-                    "offset {}{h:02}:{m:02} is out of range",
-                    *sign as char
-                ));
+                return Err(Rfc3339Error::Offset {
+                    sign: char::from(*sign),
+                    hours: h,
+                    minutes: m,
+                });
             }
             let seconds = h * 3600 + m * 60;
             if *sign == b'-' { -seconds } else { seconds }
@@ -113,11 +152,13 @@ pub fn parse(text: &str) -> Result<Instant, String> {
         .zip(i8::try_from(month).ok())
         .zip(i8::try_from(day).ok())
         .and_then(|((y, m), d)| jiff::civil::Date::new(y, m, d).ok())
-        .ok_or_else(|| format!("{year:04}-{month:02}-{day:02} is not a date"))?;
+        .ok_or(Rfc3339Error::NotADate { year, month, day })?;
     if hour > 23 || minute > 59 || second > 59 {
-        return Err(format!(
-            "{hour:02}:{minute:02}:{second:02} is not a time of day"
-        ));
+        return Err(Rfc3339Error::NotATime {
+            hour,
+            minute,
+            second,
+        });
     }
     let days = days_from_civil(
         i64::from(date.year()),

@@ -15,13 +15,13 @@ use std::time::Duration;
 use clap::{Args, ValueEnum};
 use serde_json::{Map, Value, json};
 
-use super::EXIT_USAGE;
 use super::duration::parse_timeout;
-use crate::api::DateFrom;
-use crate::api::is_valid_id;
+use super::exit::EXIT_USAGE;
+use crate::api::{DateFrom, DateFromError, is_valid_id};
 use crate::roma::{
-    ClientConfig, Credentials, Endpoint, EndpointPolicy, IamEndpointPolicy, OutcomeClass,
-    ResetOutcome, ResetRequest, RomaClient, classify,
+    ClientConfig, ClientError, Credentials, CredentialsError, Endpoint, EndpointError,
+    EndpointPolicy, IamEndpointPolicy, OutcomeClass, ResetOutcome, ResetRequest, RomaClient,
+    classify,
 };
 
 /// Exit code: the service (or the gateway, or IAM) refused the reset or the credentials.
@@ -95,7 +95,7 @@ pub fn run(args: ResetArgs) -> ExitCode {
     let output = args.output;
     let prepared = match prepare(args) {
         Ok(prepared) => prepared,
-        Err(message) => return usage_error(output, &message),
+        Err(err) => return usage_error(output, &err.to_string()),
     };
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -121,9 +121,42 @@ pub fn run(args: ResetArgs) -> ExitCode {
     })
 }
 
-fn prepare(args: ResetArgs) -> Result<(RomaClient, ResetRequest, Credentials), String> {
+/// Why `reset` cannot make its call: a usage or configuration error (exit 64).
+#[derive(Debug, thiserror::Error)]
+enum PrepareError {
+    #[error("--timeout and --connect-timeout must be longer than 0")]
+    ZeroTimeout,
+    #[error(
+        "{flag} {value:?} must be 1-64 letters, digits, '_' or '-', starting with a letter or digit"
+    )]
+    InvalidId { flag: &'static str, value: String },
+    #[error("--date-from: {0}")]
+    DateFrom(#[source] DateFromError),
+    #[error(transparent)]
+    Policy(EndpointError),
+    #[error("--endpoint {text:?} is not an absolute URL: {source}")]
+    EndpointUrl {
+        text: String,
+        #[source]
+        source: url::ParseError,
+    },
+    #[error("--endpoint: {0}")]
+    Endpoint(#[source] EndpointError),
+    #[error("--region: {0}")]
+    Region(#[source] EndpointError),
+    #[error("give --endpoint URL or --region REGION")]
+    NoEndpoint,
+    #[error(transparent)]
+    Credentials(#[from] CredentialsError),
+    #[error("ROMA_IAM_ENDPOINT: {0}")]
+    IamEndpoint(#[source] EndpointError),
+    #[error(transparent)]
+    Client(#[from] ClientError),
+}
+
+fn prepare(args: ResetArgs) -> Result<(RomaClient, ResetRequest, Credentials), PrepareError> {
     if args.timeout.is_zero() || args.connect_timeout.is_zero() {
-        return Err("--timeout and --connect-timeout must be longer than 0".to_owned());
+        return Err(PrepareError::ZeroTimeout);
     }
     for (flag, value) in [
         ("--project-id", &args.project_id),
@@ -131,9 +164,10 @@ fn prepare(args: ResetArgs) -> Result<(RomaClient, ResetRequest, Credentials), S
         ("--task-id", &args.task_id),
     ] {
         if !is_valid_id(value) {
-            return Err(format!(
-                "{flag} {value:?} must be 1-64 letters, digits, '_' or '-', starting with a letter or digit"
-            ));
+            return Err(PrepareError::InvalidId {
+                flag,
+                value: value.clone(),
+            });
         }
     }
     let date_from_ms = args
@@ -144,28 +178,28 @@ fn prepare(args: ResetArgs) -> Result<(RomaClient, ResetRequest, Credentials), S
                 Ok(ms) => DateFrom::EpochMillis(ms),
                 Err(_) => DateFrom::Timestamp(text.to_owned()),
             };
-            date.epoch_millis().map_err(|e| format!("--date-from: {e}"))
+            date.epoch_millis().map_err(PrepareError::DateFrom)
         })
         .transpose()?;
     let policy = EndpointPolicy::new(Vec::new(), None, None, args.insecure_allow_http)
-        .map_err(|e| e.to_string())?;
+        .map_err(PrepareError::Policy)?;
     let endpoint: Endpoint = match (&args.endpoint, &args.region) {
         (Some(text), _) => {
-            let url = url::Url::parse(text)
-                .map_err(|e| format!("--endpoint {text:?} is not an absolute URL: {e}"))?;
-            policy
-                .trusted(&url)
-                .map_err(|e| format!("--endpoint: {e}"))?
+            let url = url::Url::parse(text).map_err(|source| PrepareError::EndpointUrl {
+                text: text.clone(),
+                source,
+            })?;
+            policy.trusted(&url).map_err(PrepareError::Endpoint)?
         }
         (None, Some(region)) => policy
             .resolve(None, Some(region))
-            .map_err(|e| format!("--region: {e}"))?,
-        (None, None) => return Err("give --endpoint URL or --region REGION".to_owned()),
+            .map_err(PrepareError::Region)?,
+        (None, None) => return Err(PrepareError::NoEndpoint),
     };
-    let credentials = Credentials::from_env().map_err(|e| e.to_string())?;
+    let credentials = Credentials::from_env()?;
     // ROMA_IAM_ENDPOINT is given by whoever runs the command: trusted like --endpoint.
-    let mut iam_endpoints =
-        IamEndpointPolicy::new(Vec::new(), args.insecure_allow_http).map_err(|e| e.to_string())?;
+    let mut iam_endpoints = IamEndpointPolicy::new(Vec::new(), args.insecure_allow_http)
+        .map_err(PrepareError::Policy)?;
     if let Credentials::Password {
         iam_endpoint: Some(url),
         ..
@@ -173,7 +207,7 @@ fn prepare(args: ResetArgs) -> Result<(RomaClient, ResetRequest, Credentials), S
     {
         iam_endpoints = iam_endpoints
             .trusting(url)
-            .map_err(|e| format!("ROMA_IAM_ENDPOINT: {e}"))?;
+            .map_err(PrepareError::IamEndpoint)?;
     }
     let client = RomaClient::new(ClientConfig {
         request_timeout: args.timeout,
@@ -182,8 +216,7 @@ fn prepare(args: ResetArgs) -> Result<(RomaClient, ResetRequest, Credentials), S
         insecure_allow_http: args.insecure_allow_http,
         iam_endpoints,
         ..ClientConfig::default()
-    })
-    .map_err(|e| e.to_string())?;
+    })?;
     let request = ResetRequest {
         endpoint,
         project_id: args.project_id,
@@ -296,7 +329,7 @@ mod tests {
     /// Issue 15.9: `--date-from 1630052714` (seconds) is refused, not sent as 1970-01-19.
     #[test]
     fn date_from_in_seconds_is_refused() {
-        let Err(message) = prepare(args(&[
+        let Err(err) = prepare(args(&[
             "--region",
             "cn-north-4",
             "--date-from",
@@ -304,6 +337,14 @@ mod tests {
         ])) else {
             panic!("seconds accepted");
         };
+        assert!(
+            matches!(
+                err,
+                PrepareError::DateFrom(DateFromError::LooksLikeSeconds(1_630_052_714))
+            ),
+            "{err:?}"
+        );
+        let message = err.to_string();
         assert!(
             message.contains("looks like seconds: use milliseconds, e.g. 1630052714000"),
             "{message}"

@@ -13,7 +13,9 @@ use tracing::{error, info, warn};
 
 use super::duration::{parse_duration, parse_timeout};
 use crate::reconciler::{self, Context, LeaseConfig, Policy, RunConfig, SecretRef, limits::Limits};
-use crate::roma::{ClientConfig, EndpointPolicy, IamEndpointPolicy, RomaClient};
+use crate::roma::{
+    ClientConfig, ClientError, EndpointError, EndpointPolicy, IamEndpointPolicy, RomaClient,
+};
 use crate::telemetry::{self, Health, LogFormat, Metrics};
 
 /// Margin added to the request timeout before a `Resetting` claim counts as interrupted:
@@ -173,7 +175,7 @@ pub struct RunArgs {
 
 /// A namespace name: a DNS-1123 label (1-63 lowercase letters, digits and '-', starting and
 /// ending with a letter or digit). The empty string means "all namespaces" for `--namespace`.
-pub(crate) fn parse_namespace(value: &str) -> Result<String, String> {
+pub(crate) fn parse_namespace(value: &str) -> Result<String, NotANamespace> {
     let label = value.len() <= 63
         && value
             .bytes()
@@ -183,16 +185,30 @@ pub(crate) fn parse_namespace(value: &str) -> Result<String, String> {
     if label {
         Ok(value.to_owned())
     } else {
-        Err("not a namespace name: at most 63 lowercase letters, digits and '-', starting and ending with a letter or digit".to_owned())
+        Err(NotANamespace)
     }
 }
+
+/// A `--namespace` value that is not a namespace name (clap quotes the value).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "not a namespace name: at most 63 lowercase letters, digits and '-', starting and ending with a letter or digit"
+)]
+pub struct NotANamespace;
 
 /// Why the controller could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
-    /// The flags do not make a usable configuration.
+    /// `--allowed-endpoints`, `--default-endpoint`, `--default-region` or
+    /// `--insecure-allow-http` do not make a usable endpoint policy.
     #[error("configuration: {0}")]
-    Config(String),
+    Endpoints(#[source] EndpointError),
+    /// `--allowed-iam-endpoints` is not usable.
+    #[error("configuration: --allowed-iam-endpoints: {0}")]
+    IamEndpoints(#[source] EndpointError),
+    /// The ROMA client could not be built (`--ca-file`, TLS set-up).
+    #[error("configuration: {0}")]
+    Roma(#[from] ClientError),
     /// No Kubernetes client could be built (kubeconfig or in-cluster config).
     #[error("kubernetes client: {0}")]
     Kube(#[from] kube::Error),
@@ -301,10 +317,10 @@ pub async fn start(
         args.default_region.clone(),
         args.insecure_allow_http,
     )
-    .map_err(|e| StartError::Config(e.to_string()))?;
+    .map_err(StartError::Endpoints)?;
     let iam_endpoints =
         IamEndpointPolicy::new(args.allowed_iam_endpoints.clone(), args.insecure_allow_http)
-            .map_err(|e| StartError::Config(format!("--allowed-iam-endpoints: {e}")))?;
+            .map_err(StartError::IamEndpoints)?;
     let roma = RomaClient::new(ClientConfig {
         request_timeout: args.request_timeout,
         connect_timeout: args.request_timeout.min(Duration::from_secs(10)),
@@ -313,8 +329,7 @@ pub async fn start(
         insecure_allow_http: args.insecure_allow_http,
         iam_endpoints,
         ..ClientConfig::default()
-    })
-    .map_err(|e| StartError::Config(e.to_string()))?;
+    })?;
     let client = match client {
         Some(client) => client,
         None => kube::Client::try_default().await?,

@@ -16,11 +16,13 @@ use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomRe
 use kube::api::{Api, PostParams};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{CustomResourceExt, ResourceExt};
-use taskreset_simulators::kube_api::{KubeApiConfig, KubeApiServer};
-use taskreset_simulators::roma::{RomaConfig, RomaSimulator};
+use taskreset_simulators::kube_api::{
+    KubeApiConfig, KubeApiServer, StartError as KubeApiStartError,
+};
+use taskreset_simulators::roma::{RomaConfig, RomaSimulator, SimulatorError};
 use tokio_util::sync::CancellationToken;
 
-use super::run::{RunArgs, start};
+use super::run::{RunArgs, StartError, start};
 use crate::api::{TaskReset, TaskResetSpec};
 
 /// The examples the sandbox applies (the same files as `deploy/examples/`).
@@ -104,14 +106,12 @@ pub struct SandboxArgs {
 /// Why the sandbox could not run.
 #[derive(Debug, thiserror::Error)]
 pub enum SandboxError {
-    /// A simulator failed to start.
-    #[error("starting the {what}: {message}")]
-    Start {
-        /// Which server.
-        what: &'static str,
-        /// Its error.
-        message: String,
-    },
+    /// The Kubernetes API simulator failed to start.
+    #[error("starting the Kubernetes API simulator: {0}")]
+    KubeApi(#[source] KubeApiStartError),
+    /// The ROMA FDI simulator failed to start.
+    #[error("starting the ROMA FDI simulator: {0}")]
+    Roma(#[source] SimulatorError),
     /// The kubeconfig or the log file could not be written, or no metrics port was free.
     #[error("writing {path}: {source}")]
     Kubeconfig {
@@ -131,16 +131,23 @@ pub enum SandboxError {
         source: kube::Error,
     },
     /// An embedded example does not parse.
-    #[error("example {file}: {message}")]
+    #[error("example {file}: {source}")]
     Example {
         /// The example file.
         file: &'static str,
         /// The parse error.
-        message: String,
+        #[source]
+        source: serde_saphyr::Error,
     },
     /// The controller stopped with an error.
     #[error("controller: {0}")]
-    Controller(String),
+    Controller(#[from] StartError),
+    /// The controller's task panicked or was cancelled.
+    #[error("controller: {0}")]
+    ControllerTask(#[from] tokio::task::JoinError),
+    /// Watching the examples failed.
+    #[error("watching the examples: {0}")]
+    Watch(#[from] watcher::Error),
     /// --until-settled ran out of time.
     #[error("the examples did not settle within {0:?}")]
     NotSettled(Duration),
@@ -185,19 +192,13 @@ async fn sandbox(args: SandboxArgs) -> Result<(), SandboxError> {
         ..KubeApiConfig::default()
     })
     .await
-    .map_err(|e| SandboxError::Start {
-        what: "Kubernetes API simulator",
-        message: e.to_string(),
-    })?;
+    .map_err(SandboxError::KubeApi)?;
     let roma = RomaSimulator::start(RomaConfig {
         port: args.roma_port,
         ..RomaConfig::default()
     })
     .await
-    .map_err(|e| SandboxError::Start {
-        what: "ROMA FDI simulator",
-        message: e.to_string(),
-    })?;
+    .map_err(SandboxError::Roma)?;
     roma.add_access_key(SANDBOX_AK, SANDBOX_SK);
     kube_sim
         .write_kubeconfig(&args.kubeconfig_out, &args.namespace)
@@ -258,11 +259,7 @@ async fn sandbox(args: SandboxArgs) -> Result<(), SandboxError> {
         () = tokio::time::sleep(args.settle_timeout), if args.until_settled => Err(SandboxError::NotSettled(args.settle_timeout)),
     };
     shutdown.cancel();
-    match controller.await {
-        Ok(Err(err)) => return Err(SandboxError::Controller(err.to_string())),
-        Err(err) => return Err(SandboxError::Controller(err.to_string())),
-        Ok(Ok(())) => {}
-    }
+    controller.await??;
     println!("ROMA simulator saw {} reset call(s).", roma.calls().len());
     outcome
 }
@@ -372,11 +369,8 @@ async fn apply_examples(
     let api: Api<TaskReset> = Api::namespaced(client.clone(), namespace);
     let mut names = Vec::new();
     for (file, text) in EXAMPLES {
-        let mut tr: TaskReset =
-            serde_saphyr::from_str(text).map_err(|e| SandboxError::Example {
-                file,
-                message: e.to_string(),
-            })?;
+        let mut tr: TaskReset = serde_saphyr::from_str(text)
+            .map_err(|source| SandboxError::Example { file, source })?;
         let spec: &mut TaskResetSpec = &mut tr.spec;
         spec.endpoint = Some(roma_url.to_owned());
         spec.region = None;
@@ -404,11 +398,7 @@ async fn watch(
     let mut stream = watcher(api, watcher::Config::default())
         .applied_objects()
         .boxed();
-    while let Some(tr) = stream
-        .try_next()
-        .await
-        .map_err(|e| SandboxError::Controller(e.to_string()))?
-    {
+    while let Some(tr) = stream.try_next().await? {
         let name = match tr.namespace() {
             Some(ns) if ns != namespace => format!("{ns}/{}", tr.name_any()),
             _ => tr.name_any(),

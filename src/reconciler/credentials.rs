@@ -4,7 +4,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
 use crate::api::{SecretVersion, TaskReset, is_dns1123_subdomain};
-use crate::roma::{Credentials, CredentialsError};
+use crate::roma::{Credentials, CredentialsError, Endpoint, RomaClient};
 
 /// A Secret by namespace and name (the `--default-credentials-secret` form is `ns/name`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -46,8 +46,13 @@ impl fmt::Display for SecretRef {
     }
 }
 
+/// A `--default-credentials-secret` value that is not `NAMESPACE/NAME`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0:?} is not of the form NAMESPACE/NAME")]
+pub struct SecretRefError(String);
+
 impl std::str::FromStr for SecretRef {
-    type Err = String;
+    type Err = SecretRefError;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         match s.split_once('/') {
@@ -60,7 +65,7 @@ impl std::str::FromStr for SecretRef {
                     allowed_namespaces: None,
                 })
             }
-            _ => Err(format!("{s:?} is not of the form NAMESPACE/NAME")),
+            _ => Err(SecretRefError(s.to_owned())),
         }
     }
 }
@@ -73,8 +78,9 @@ pub enum Lookup {
     Found(Credentials, SecretVersion),
     /// Nothing usable; the message says what to fix.
     Missing(String),
-    /// A Secret whose content is ambiguous (keys of more than one credential kind): the
-    /// message names the keys, never a value.
+    /// A Secret whose content is ambiguous (keys of more than one credential kind), or that
+    /// names an IAM endpoint the configuration does not allow: the message names the keys or
+    /// the endpoint, never a value.
     Invalid(String),
 }
 
@@ -118,12 +124,16 @@ pub fn secret_for(tr: &TaskReset, default: Option<&SecretRef>) -> Choice {
     }
 }
 
-/// Read the credentials for `tr`. A missing or incomplete Secret is a [`Lookup::Missing`];
-/// any other API failure is an error (retried by the controller's error policy).
+/// Read the credentials for `tr`, whose calls go to `endpoint` through `roma`. A missing or
+/// incomplete Secret is a [`Lookup::Missing`]; a Secret `roma` could not send (an IAM endpoint
+/// outside the allow-list) a [`Lookup::Invalid`]; any other API failure is an error (retried
+/// by the controller's error policy).
 pub async fn lookup(
     secrets: &super::secrets::Secrets,
     tr: &TaskReset,
     default: Option<&SecretRef>,
+    roma: &RomaClient,
+    endpoint: &Endpoint,
 ) -> Result<Lookup, kube::Error> {
     let secret_ref = match secret_for(tr, default) {
         Choice::Own(secret_ref) | Choice::Default(secret_ref) => secret_ref,
@@ -148,7 +158,10 @@ pub async fn lookup(
         resource_version: secret.metadata.resource_version.clone().unwrap_or_default(),
     };
     Ok(match Credentials::from_secret_data(&data) {
-        Ok(credentials) => Lookup::Found(credentials, version),
+        Ok(credentials) => match roma.check_iam_endpoint(endpoint, &credentials) {
+            Ok(()) => Lookup::Found(credentials, version),
+            Err(err) => Lookup::Invalid(format!("Secret {secret_ref} is not usable: {err}")),
+        },
         Err(err @ CredentialsError::Mixed { .. }) => {
             Lookup::Invalid(format!("Secret {secret_ref} is not usable: {err}"))
         }
@@ -279,9 +292,17 @@ mod tests {
             .expect("parse")
             .restricted_to(&["data".to_owned()]);
         let secrets = super::super::secrets::Secrets::new(client.clone(), Duration::ZERO);
-        let allowed = lookup(&secrets, &tr("data", None), Some(&default))
-            .await
-            .expect("lookup");
+        let roma = RomaClient::new(crate::roma::ClientConfig::default()).expect("client");
+        let endpoint = Endpoint::for_region("cn-north-4").expect("endpoint");
+        let allowed = lookup(
+            &secrets,
+            &tr("data", None),
+            Some(&default),
+            &roma,
+            &endpoint,
+        )
+        .await
+        .expect("lookup");
         let Lookup::Found(_, version) = &allowed else {
             panic!("{allowed:?}");
         };
@@ -289,16 +310,28 @@ mod tests {
         assert_eq!(version.secret, "ops/roma");
         assert!(!version.resource_version.is_empty(), "{version:?}");
         kube.reset_request_log();
-        let refused = lookup(&secrets, &tr("tenant-b", None), Some(&default))
-            .await
-            .expect("lookup");
+        let refused = lookup(
+            &secrets,
+            &tr("tenant-b", None),
+            Some(&default),
+            &roma,
+            &endpoint,
+        )
+        .await
+        .expect("lookup");
         let Lookup::Missing(message) = refused else {
             panic!("tenant-b must not get the default Secret");
         };
         assert!(message.contains("not available to namespace"), "{message}");
-        let bad = lookup(&secrets, &tr("data", Some("roma?x=1")), None)
-            .await
-            .expect("lookup");
+        let bad = lookup(
+            &secrets,
+            &tr("data", Some("roma?x=1")),
+            None,
+            &roma,
+            &endpoint,
+        )
+        .await
+        .expect("lookup");
         assert!(matches!(bad, Lookup::Missing(_)), "{bad:?}");
         let secret_reads: Vec<String> = kube
             .request_log()

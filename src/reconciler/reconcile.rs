@@ -20,7 +20,7 @@ use super::step::{
 };
 use super::{Context, Error, FIELD_MANAGER};
 use crate::api::{TaskReset, TaskResetStatus};
-use crate::roma::{Credentials, OutcomeClass, ResetRequest, classify};
+use crate::roma::{Credentials, Endpoint, OutcomeClass, ResetRequest, classify};
 /// How long the result write is retried on API errors before giving up (the claim then
 /// expires into `Interrupted`, which is truthful).
 const RESULT_WRITE_PATIENCE: Duration = Duration::from_secs(30);
@@ -169,7 +169,7 @@ impl Executor<'_> {
                     .map_err(|refusal| refusal.to_string()),
             ),
             Effect::TakeTurn(target) => self.take_turn(&target),
-            Effect::ReadCredentials => self.read_credentials().await,
+            Effect::ReadCredentials(endpoint) => self.read_credentials(&endpoint).await,
             Effect::Write(update) => self.write(update).await,
             Effect::Claim(status) => self.claim(status).await,
             effect
@@ -270,9 +270,10 @@ impl Executor<'_> {
         }
     }
 
-    async fn read_credentials(&mut self) -> Learned {
+    async fn read_credentials(&mut self, endpoint: &Endpoint) -> Learned {
         let ctx = self.ctx;
-        match credentials::lookup(&ctx.secrets, self.tr, ctx.default_secret.as_ref()).await {
+        let secret = ctx.default_secret.as_ref();
+        match credentials::lookup(&ctx.secrets, self.tr, secret, &ctx.roma, endpoint).await {
             Ok(lookup) => Learned::Credentials(lookup),
             Err(source) => self.failed(Error::Kube {
                 context: "reading the credentials Secret",

@@ -231,8 +231,9 @@ pub enum Effect<'a> {
     },
     /// Ask the limiter for a turn to call `Target`.
     TakeTurn(Target),
-    /// Read the credentials Secret.
-    ReadCredentials,
+    /// Read the credentials Secret, for calls to this endpoint (a password Secret's IAM
+    /// endpoint is checked against it).
+    ReadCredentials(Endpoint),
     /// Write a status decided without a call, preconditioned on the object's resourceVersion.
     Write(Update),
     /// Write the claim, preconditioned on the resourceVersion the decision was made on.
@@ -473,7 +474,7 @@ fn before_claim<'a>(
         return Effect::Done(Next::AwaitChange);
     }
     let version = match &facts.credentials {
-        None => return Effect::ReadCredentials,
+        None => return Effect::ReadCredentials(endpoint.clone()),
         Some(Lookup::Missing(message)) => {
             let reason = Reason::CredentialsNotFound;
             return decided(

@@ -98,7 +98,7 @@ fn name(effect: &Effect<'_>) -> &'static str {
     match effect {
         Effect::ResolveEndpoint { .. } => "ResolveEndpoint",
         Effect::TakeTurn(_) => "TakeTurn",
-        Effect::ReadCredentials => "ReadCredentials",
+        Effect::ReadCredentials(_) => "ReadCredentials",
         Effect::Write(_) => "Write",
         Effect::Claim(_) => "Claim",
         Effect::Reserve { .. } => "Reserve",
@@ -145,9 +145,9 @@ fn walk(tr: &TaskReset, world: &World) -> Trace {
                     .map(|()| Endpoint::for_region("cn-north-4").expect("endpoint")),
             ),
             Effect::TakeTurn(_) => Learned::Turn(world.turn),
-            Effect::ReadCredentials => match world.secret {
+            Effect::ReadCredentials(_) => match world.secret {
                 Secret::Found => Learned::Credentials(Lookup::Found(
-                    Credentials::Token(SecretString::new("token")),
+                    Credentials::Token(SecretString::from("token")),
                     secret_version("41"),
                 )),
                 Secret::Missing => {
@@ -442,7 +442,7 @@ fn after_a_ledger_failure_in_the_namespace_nothing_is_claimed_until_its_pause_en
     let answers = [
         Learned::Endpoint(Ok(Endpoint::for_region("cn-north-4").expect("endpoint"))),
         Learned::Credentials(Lookup::Found(
-            Credentials::Token(SecretString::new("token")),
+            Credentials::Token(SecretString::from("token")),
             secret_version("41"),
         )),
     ];

@@ -15,9 +15,10 @@ use super::iam::{self, Exchange, TokenCache};
 use super::outcome::ResetOutcome;
 use super::response::{
     MAX_REQUEST_ID_CHARS, Redactor, is_documented_code, parse_error_body, parse_success_message,
-    sanitize,
+    shown_url,
 };
-use super::secret::SecretString;
+use super::transport::{read_capped, transport_outcome};
+use secrecy::{ExposeSecret, SecretString};
 
 /// `Content-Type` of the reset call.
 pub const RESET_CONTENT_TYPE: &str = "application/json;charset=UTF-8";
@@ -86,17 +87,58 @@ pub enum ClientError {
         /// The error from the OS.
         source: std::io::Error,
     },
-    /// The CA file holds no usable PEM certificate.
-    #[error("CA file {path} holds no usable PEM certificate: {reason}")]
+    /// The CA file is not a PEM bundle.
+    #[error("CA file {path} holds no usable PEM certificate: {source}")]
     InvalidCaFile {
         /// The file.
         path: PathBuf,
         /// What is wrong with it.
-        reason: String,
+        #[source]
+        source: reqwest::Error,
+    },
+    /// The CA file is PEM but holds no certificate.
+    #[error("CA file {path} holds no usable PEM certificate: no certificate found")]
+    NoCaCertificate {
+        /// The file.
+        path: PathBuf,
     },
     /// The HTTP client could not be set up.
     #[error("cannot set up the HTTP client: {0}")]
     Http(#[source] reqwest::Error),
+}
+
+/// Why an IAM password is not sent to an IAM endpoint: the configuration
+/// (`--allowed-iam-endpoints`, `--insecure-allow-http`) or the Secret's `iamEndpoint` forbids
+/// it. A configuration error, found before anything is sent: nobody refused the credentials.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum IamEndpointError {
+    /// Plain http while insecure mode is off: the password would travel in clear.
+    #[error(
+        "IAM endpoint {iam} is not https (--insecure-allow-http allows it); no password was sent"
+    )]
+    NotHttps {
+        /// The endpoint, as shown in messages.
+        iam: String,
+    },
+    /// The IAM allow-list does not match it.
+    #[error(
+        "IAM endpoint {iam} is not in the allowed IAM endpoints ({allowed}; --allowed-iam-endpoints); no password was sent"
+    )]
+    NotAllowed {
+        /// The endpoint, as shown in messages.
+        iam: String,
+        /// The allowed patterns, comma-separated.
+        allowed: String,
+    },
+    /// Not a usable URL (user information, a query, ...).
+    #[error("IAM endpoint {iam} is not usable: {source}; no password was sent")]
+    Invalid {
+        /// The endpoint, as shown in messages.
+        iam: String,
+        /// What is wrong with it.
+        #[source]
+        source: EndpointError,
+    },
 }
 
 /// One reset to perform.
@@ -147,6 +189,50 @@ enum Auth<'a> {
 }
 
 impl RomaClient {
+    /// Whether a reset at `endpoint` with `credentials` may go ahead as far as the
+    /// configuration goes: for IAM password credentials, whether the password may be sent to
+    /// their IAM endpoint (the Secret's `iamEndpoint`, else the one that goes with
+    /// `endpoint`). Other credentials need no IAM endpoint. Nothing is sent.
+    pub fn check_iam_endpoint(
+        &self,
+        endpoint: &Endpoint,
+        credentials: &Credentials,
+    ) -> Result<(), IamEndpointError> {
+        match credentials {
+            Credentials::Password { iam_endpoint, .. } => self
+                .password_target(endpoint, iam_endpoint.as_ref())
+                .map(drop),
+            Credentials::Token(_) | Credentials::AccessKey { .. } => Ok(()),
+        }
+    }
+
+    /// Where an IAM password goes for a reset at `endpoint`, if the configuration allows it.
+    fn password_target(
+        &self,
+        endpoint: &Endpoint,
+        iam_endpoint: Option<&Url>,
+    ) -> Result<Url, IamEndpointError> {
+        let iam = iam_endpoint
+            .cloned()
+            .unwrap_or_else(|| endpoint.default_iam_endpoint());
+        let shown = shown_url(&iam);
+        // Plain http to IAM sends the password in clear: only in insecure mode.
+        if iam.scheme() != "https" && !self.inner.config.insecure_allow_http {
+            return Err(IamEndpointError::NotHttps { iam: shown });
+        }
+        // The Secret names the IAM endpoint: it gets the password only if allowed.
+        let policy = &self.inner.config.iam_endpoints;
+        match policy.check(&iam) {
+            Ok(()) => Ok(iam),
+            Err(EndpointError::NotAllowed { .. }) => Err(IamEndpointError::NotAllowed {
+                iam: shown,
+                allowed: policy.allowed_list(),
+            }),
+            Err(EndpointError::InsecureScheme(_)) => Err(IamEndpointError::NotHttps { iam: shown }),
+            Err(source) => Err(IamEndpointError::Invalid { iam: shown, source }),
+        }
+    }
+
     /// A client with these timeouts, CA and limits. Proxies come from the environment
     /// (`HTTPS_PROXY`, `HTTP_PROXY`, `NO_PROXY`); redirects are never followed (they could
     /// carry the credentials elsewhere).
@@ -161,17 +247,14 @@ impl RomaClient {
                 path: path.clone(),
                 source,
             })?;
-            let certificates = reqwest::Certificate::from_pem_bundle(&pem).map_err(|err| {
+            let certificates = reqwest::Certificate::from_pem_bundle(&pem).map_err(|source| {
                 ClientError::InvalidCaFile {
                     path: path.clone(),
-                    reason: err.to_string(),
+                    source,
                 }
             })?;
             if certificates.is_empty() {
-                return Err(ClientError::InvalidCaFile {
-                    path: path.clone(),
-                    reason: "no certificate found".to_owned(),
-                });
+                return Err(ClientError::NoCaCertificate { path: path.clone() });
             }
             for certificate in certificates {
                 builder = builder.add_root_certificate(certificate);
@@ -271,25 +354,15 @@ impl RomaClient {
                 domain_name,
                 iam_endpoint,
             } => {
-                let iam = iam_endpoint
-                    .clone()
-                    .unwrap_or_else(|| request.endpoint.default_iam_endpoint());
-                // Plain http to IAM sends the password in clear: only in insecure mode.
-                if iam.scheme() != "https" && !self.inner.config.insecure_allow_http {
-                    return ResetOutcome::CredentialsRejected {
-                        http_status: None,
-                        error_code: "InsecureIamEndpoint".to_owned(),
-                        error_message: format!(
-                            "IAM endpoint {} is not https (--insecure-allow-http allows it); no password was sent",
-                            shown_url(&iam)
-                        ),
-                        request_id: None,
-                    };
-                }
-                // The Secret names the IAM endpoint: it gets the password only if allowed.
-                if let Err(err) = self.inner.config.iam_endpoints.check(&iam) {
-                    return iam_endpoint_refused(&iam, &err, &self.inner.config.iam_endpoints);
-                }
+                // A configuration error, not a refusal: nobody was asked.
+                let iam = match self.password_target(&request.endpoint, iam_endpoint.as_ref()) {
+                    Ok(iam) => iam,
+                    Err(err) => {
+                        return ResetOutcome::NotSent {
+                            reason: err.to_string(),
+                        };
+                    }
+                };
                 let key =
                     iam::cache_key(&iam, domain_name, username, password, &request.project_id);
                 let exchange = || Exchange {
@@ -316,7 +389,7 @@ impl RomaClient {
                         Ok(token) => token,
                         Err(outcome) => return outcome,
                     };
-                    let with_token = redactor.with(token.expose());
+                    let with_token = redactor.with(token.expose_secret());
                     let answer = self
                         .send(&url, request, &body, Auth::Token(&token), &with_token)
                         .await;
@@ -353,7 +426,7 @@ impl RomaClient {
         let mut headers = reqwest::header::HeaderMap::new();
         headers.insert(CONTENT_TYPE, HeaderValue::from_static(RESET_CONTENT_TYPE));
         match auth {
-            Auth::Token(token) => match sensitive(token.expose()) {
+            Auth::Token(token) => match sensitive(token.expose_secret()) {
                 Some(value) => {
                     headers.insert("x-auth-token", value);
                 }
@@ -379,7 +452,7 @@ impl RomaClient {
                 if let Some(token) = security_token {
                     to_sign.push((
                         roma_signer::HEADER_SECURITY_TOKEN.to_owned(),
-                        token.expose().to_owned(),
+                        token.expose_secret().to_owned(),
                     ));
                 }
                 let unsigned = roma_signer::Request {
@@ -393,7 +466,7 @@ impl RomaClient {
                     &unsigned,
                     &host,
                     access_key,
-                    secret_key.expose(),
+                    secret_key.expose_secret(),
                     SystemTime::now(),
                 ) {
                     Ok(signed) => signed,
@@ -515,115 +588,11 @@ fn gateway_refusal(code: &str) -> &'static str {
     }
 }
 
-/// An IAM endpoint the IAM allow-list refuses: nothing is sent.
-fn iam_endpoint_refused(
-    iam: &Url,
-    err: &EndpointError,
-    policy: &IamEndpointPolicy,
-) -> ResetOutcome {
-    let (code, why) = match err {
-        EndpointError::NotAllowed { .. } => (
-            "IamEndpointNotAllowed",
-            format!(
-                "is not in the allowed IAM endpoints ({})",
-                policy.allowed_list()
-            ),
-        ),
-        EndpointError::InsecureScheme(_) => (
-            "InsecureIamEndpoint",
-            "is not https (--insecure-allow-http allows it)".to_owned(),
-        ),
-        other => ("InvalidIamEndpoint", format!("is not usable: {other}")),
-    };
-    ResetOutcome::CredentialsRejected {
-        http_status: None,
-        error_code: code.to_owned(),
-        error_message: format!(
-            "IAM endpoint {} {why}; no password was sent",
-            shown_url(iam)
-        ),
-        request_id: None,
-    }
-}
-
-/// A URL as shown in messages: without user information, sanitised.
-pub(crate) fn shown_url(url: &Url) -> String {
-    let mut shown = url.clone();
-    let _ = shown.set_username("");
-    let _ = shown.set_password(None);
-    sanitize(shown.as_str(), 256)
-}
-
 /// A header value marked sensitive (kept out of the HTTP stack's debug output).
 fn sensitive(value: &str) -> Option<HeaderValue> {
     let mut value = HeaderValue::from_str(value).ok()?;
     value.set_sensitive(true);
     Some(value)
-}
-
-/// A failed send: never connected (not sent) or broken after sending (ambiguous).
-fn transport_outcome(err: &reqwest::Error) -> ResetOutcome {
-    let reason = describe_error(err);
-    if err.is_builder() || err.is_connect() {
-        ResetOutcome::NotSent { reason }
-    } else {
-        // Timeouts, resets and truncated answers after the request went out.
-        ResetOutcome::Ambiguous { reason }
-    }
-}
-
-/// An error and its causes on one line, sanitised, without the URL: reqwest's own line
-/// ("error sending request for url (...)") quotes the whole request URL, which the spec
-/// names already; only what went wrong is kept.
-pub(crate) fn describe_error(err: &reqwest::Error) -> String {
-    let mut parts: Vec<String> = Vec::new();
-    if err.is_timeout() {
-        parts.push("timed out".to_owned());
-    } else if err.is_connect() {
-        parts.push("could not connect".to_owned());
-    } else if err.is_body() || err.is_decode() {
-        parts.push("the answer broke off".to_owned());
-    } else if err.is_builder() {
-        parts.push("the request could not be built".to_owned());
-    }
-    let mut current: Option<&dyn std::error::Error> = std::error::Error::source(err);
-    while let Some(e) = current {
-        let text = e.to_string();
-        let text = if text.contains("connection closed before message completed") {
-            "connection closed before the answer".to_owned()
-        } else {
-            text
-        };
-        if !text.contains("://") && !parts.iter().any(|p| p.contains(&text)) {
-            parts.push(text);
-        }
-        current = e.source();
-    }
-    if parts.is_empty() {
-        parts.push("the request failed".to_owned());
-    }
-    sanitize(&parts.join(": "), 512)
-}
-
-/// Read at most `cap` bytes of the body; the error, if reading stopped early.
-pub(crate) async fn read_capped(
-    mut response: reqwest::Response,
-    cap: usize,
-) -> (Vec<u8>, Option<String>) {
-    let mut bytes = Vec::new();
-    loop {
-        match response.chunk().await {
-            Ok(Some(chunk)) => {
-                let room = cap.saturating_sub(bytes.len());
-                bytes.extend_from_slice(&chunk[..chunk.len().min(room)]);
-                if bytes.len() >= cap {
-                    return (bytes, None);
-                }
-            }
-            Ok(None) => return (bytes, None),
-            Err(err) => return (bytes, Some(describe_error(&err))),
-        }
-    }
 }
 
 /// The last line of defence: every text field of the outcome through `redactor` (they were

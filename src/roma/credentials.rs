@@ -18,7 +18,7 @@ use std::fmt;
 
 use url::Url;
 
-use super::secret::SecretString;
+use secrecy::{ExposeSecret, SecretString};
 
 /// Why no usable credentials were found. Messages name keys, never values.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -112,8 +112,9 @@ pub const ENV_KEYS: KeyNames = KeyNames {
     iam_endpoint: "ROMA_IAM_ENDPOINT",
 };
 
-/// How a reset call authenticates. Secret values are [`SecretString`]s: `Debug` redacts them.
-#[derive(Clone, PartialEq, Eq)]
+/// How a reset call authenticates. Secret values are `secrecy`'s [`SecretString`]s: `Debug`
+/// redacts them, nothing displays them, and they are zeroed when dropped.
+#[derive(Clone)]
 pub enum Credentials {
     /// A ready IAM token, sent as `X-Auth-Token`.
     Token(SecretString),
@@ -286,15 +287,15 @@ impl Credentials {
     /// response.
     pub(crate) fn secrets(&self) -> Vec<&str> {
         match self {
-            Self::Token(token) => vec![token.expose()],
+            Self::Token(token) => vec![token.expose_secret()],
             Self::AccessKey {
                 secret_key,
                 security_token,
                 ..
-            } => std::iter::once(secret_key.expose())
-                .chain(security_token.as_ref().map(SecretString::expose))
+            } => std::iter::once(secret_key.expose_secret())
+                .chain(security_token.as_ref().map(SecretString::expose_secret))
                 .collect(),
-            Self::Password { password, .. } => vec![password.expose()],
+            Self::Password { password, .. } => vec![password.expose_secret()],
         }
     }
 }
@@ -361,7 +362,10 @@ mod tests {
     #[test]
     fn each_key_set_gives_its_kind() {
         let token = Credentials::from_secret_data(&data(&[("token", "tok-123\n")])).expect("ok");
-        assert_eq!(token, Credentials::Token("tok-123".into()));
+        assert!(
+            matches!(&token, Credentials::Token(t) if t.expose_secret() == "tok-123"),
+            "{token:?}"
+        );
         assert_eq!(token.kind(), "token");
         let aksk = Credentials::from_secret_data(&data(&[
             ("accessKey", "AK1"),
@@ -372,7 +376,7 @@ mod tests {
         assert_eq!(aksk.kind(), "accessKey");
         assert!(matches!(
             &aksk,
-            Credentials::AccessKey { security_token: Some(st), .. } if st.expose() == "ST1"
+            Credentials::AccessKey { security_token: Some(st), .. } if st.expose_secret() == "ST1"
         ));
         let password = Credentials::from_secret_data(&data(&[
             ("username", "u"),
@@ -412,8 +416,8 @@ mod tests {
         let mut bad = data(&[]);
         bad.insert("token".into(), vec![0xff, 0xfe]);
         assert_eq!(
-            Credentials::from_secret_data(&bad),
-            Err(CredentialsError::NotUtf8("token"))
+            Credentials::from_secret_data(&bad).expect_err("not UTF-8"),
+            CredentialsError::NotUtf8("token")
         );
         let err = Credentials::from_secret_data(&data(&[
             ("username", "u"),
@@ -510,5 +514,14 @@ mod tests {
             }
         }
         assert!(format!("{:?}", all[2]).contains("alice"));
+        // The secrets are there, marked as withheld, and reachable only through expose_secret.
+        assert!(
+            format!("{:?}", all[0]).contains("[REDACTED]"),
+            "{:?}",
+            all[0]
+        );
+        let secret = SecretString::from("hunter2-very-secret");
+        assert!(!format!("{:?}", Some(&secret)).contains("hunter2"));
+        assert_eq!(secret.expose_secret(), "hunter2-very-secret");
     }
 }

@@ -21,8 +21,9 @@ use serde_json::json;
 use url::Url;
 
 use super::outcome::ResetOutcome;
-use super::response::{MAX_REQUEST_ID_CHARS, Redactor};
-use super::secret::SecretString;
+use super::response::{MAX_REQUEST_ID_CHARS, Redactor, shown_url};
+use super::transport::{describe_error, read_capped};
+use secrecy::{ExposeSecret, SecretString};
 
 /// A token from IAM.
 #[derive(Clone)]
@@ -206,7 +207,11 @@ impl TokenCache {
     pub async fn invalidate(&self, key: &str, token: &SecretString) {
         let shared = self.slot(key);
         let mut slot = shared.lock().await;
-        if slot.token.as_ref().is_some_and(|t| &t.token == token) {
+        if slot
+            .token
+            .as_ref()
+            .is_some_and(|t| t.token.expose_secret() == token.expose_secret())
+        {
             slot.token = None;
             self.note_expiry(key, &shared, None);
         }
@@ -240,7 +245,7 @@ pub(crate) fn cache_key(
         iam.as_str(),
         domain_name,
         username,
-        password.expose(),
+        password.expose_secret(),
         project_id
     ]);
     roma_signer::sha256_hex(material.to_string().as_bytes())
@@ -269,7 +274,7 @@ pub(crate) struct Exchange<'a> {
 /// `CredentialsRejected`, anything else `NotSent`. No outcome quotes the answer's body or the
 /// token: only the status, the IAM request id and what the controller made of them.
 pub(crate) async fn exchange(x: Exchange<'_>) -> Result<IssuedToken, ResetOutcome> {
-    let shown = super::client::shown_url(x.iam);
+    let shown = shown_url(x.iam);
     let mut url = x.iam.clone();
     match url.path_segments_mut() {
         Ok(mut segments) => {
@@ -287,7 +292,7 @@ pub(crate) async fn exchange(x: Exchange<'_>) -> Result<IssuedToken, ResetOutcom
             "methods": ["password"],
             "password": {"user": {
                 "name": x.username,
-                "password": x.password.expose(),
+                "password": x.password.expose_secret(),
                 "domain": {"name": x.domain_name},
             }},
         },
@@ -308,7 +313,7 @@ pub(crate) async fn exchange(x: Exchange<'_>) -> Result<IssuedToken, ResetOutcom
         .map_err(|err| ResetOutcome::NotSent {
             reason: format!(
                 "IAM token exchange with {shown} failed: {}",
-                super::client::describe_error(&err)
+                describe_error(&err)
             ),
         })?;
     let status = response.status().as_u16();
@@ -363,7 +368,7 @@ pub(crate) async fn exchange(x: Exchange<'_>) -> Result<IssuedToken, ResetOutcom
                 "IAM at {shown} answered HTTP {status} without a usable X-Subject-Token"
             )),
         })?;
-    let (bytes, _) = super::client::read_capped(response, x.max_body_bytes).await;
+    let (bytes, _) = read_capped(response, x.max_body_bytes).await;
     Ok(IssuedToken {
         token,
         expires_at: expires_at(&bytes),
@@ -447,7 +452,10 @@ mod tests {
             }));
         }
         for task in tasks {
-            assert_eq!(task.await.expect("joins").expect("token").expose(), "fresh");
+            assert_eq!(
+                task.await.expect("joins").expect("token").expose_secret(),
+                "fresh"
+            );
         }
         assert_eq!(fetches.load(std::sync::atomic::Ordering::SeqCst), 1);
         assert_eq!(cache.cached(), 1);
@@ -490,7 +498,7 @@ mod tests {
                 })
             })
             .await;
-        assert_eq!(again.expect("token").expose(), "back");
+        assert_eq!(again.expect("token").expose_secret(), "back");
         assert_eq!(fetches.load(std::sync::atomic::Ordering::SeqCst), 3);
     }
 
@@ -526,7 +534,7 @@ mod tests {
                 })
             })
             .await;
-        assert_eq!(reused.expect("cached").expose(), "token-2999");
+        assert_eq!(reused.expect("cached").expose_secret(), "token-2999");
 
         // Tokens past their expiry are dropped, not kept until the count is reached.
         let expired = TokenCache::default();

@@ -3,7 +3,7 @@
 //!
 //! - [`endpoint`]: where a call may go ([`EndpointPolicy`], [`Endpoint`]).
 //! - [`credentials`]: token, AK/SK or IAM password ([`Credentials`]), from a Secret or the
-//!   environment; secret values are [`SecretString`]s.
+//!   environment; secret values are `secrecy`'s [`SecretString`]s.
 //! - [`client`]: the call itself ([`RomaClient::reset`]), AK/SK signing with `roma-signer`,
 //!   the IAM token exchange and cache (`iam`).
 //! - [`response`]: reading answers as the official SDK does, sanitising what is copied out.
@@ -15,10 +15,11 @@ pub mod endpoint;
 mod iam;
 pub mod outcome;
 pub mod response;
-pub mod secret;
+mod transport;
 
 pub use client::{
-    ClientConfig, ClientError, RESET_CONTENT_TYPE, ResetRequest, RomaClient, USER_AGENT,
+    ClientConfig, ClientError, IamEndpointError, RESET_CONTENT_TYPE, ResetRequest, RomaClient,
+    USER_AGENT,
 };
 pub use credentials::{Credentials, CredentialsError};
 pub use endpoint::{
@@ -26,4 +27,4 @@ pub use endpoint::{
     EndpointPolicy, IamEndpointPolicy,
 };
 pub use outcome::{OutcomeClass, ResetOutcome, classify};
-pub use secret::SecretString;
+pub use secrecy::{ExposeSecret, SecretString};

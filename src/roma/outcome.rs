@@ -386,10 +386,10 @@ mod tests {
             (
                 rejected(
                     None,
-                    "InsecureIamEndpoint",
-                    "IAM endpoint http://iam/ is not https",
+                    "InvalidToken",
+                    "the token holds a line break; fix the Secret (no request was made)",
                 ),
-                "credentials rejected: InsecureIamEndpoint: IAM endpoint http://iam/ is not https",
+                "credentials rejected: InvalidToken: the token holds a line break; fix the Secret (no request was made)",
             ),
             (
                 ResetOutcome::NotSent {

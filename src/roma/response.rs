@@ -148,6 +148,14 @@ pub fn sanitize(text: &str, max_chars: usize) -> String {
     out
 }
 
+/// A URL as shown in messages: without user information, sanitised.
+pub(crate) fn shown_url(url: &url::Url) -> String {
+    let mut shown = url.clone();
+    let _ = shown.set_username("");
+    let _ = shown.set_password(None);
+    sanitize(shown.as_str(), 256)
+}
+
 /// Zero-width and direction-changing characters that could hide or reorder text.
 fn is_invisible(c: char) -> bool {
     matches!(c, '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2060}'..='\u{2064}' | '\u{feff}')

@@ -11,7 +11,7 @@
 
 use super::errors::Cause;
 use kube_cel::KubeCelExt as _;
-use kube_cel::cel::{Context, Program, Value as CelValue};
+use kube_cel::cel::{Context, ParseErrors, Program, Value as CelValue};
 use serde_json::Value;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -95,10 +95,23 @@ fn to_cel(value: &Value) -> CelValue {
     }
 }
 
+/// A `x-kubernetes-validations` rule that does not compile.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "{path}.x-kubernetes-validations[{index}].rule: Invalid value: {rule:?}: compilation failed: {source}"
+)]
+pub(crate) struct CelError {
+    path: String,
+    index: usize,
+    rule: String,
+    #[source]
+    source: ParseErrors,
+}
+
 impl CelRules {
     /// Compiles every rule of a schema; `Ok(None)` when it has none. A rule that does not
     /// parse is an error, as kube-apiserver refuses such a CRD.
-    pub fn compile(schema: &Value) -> Result<Option<Self>, String> {
+    pub fn compile(schema: &Value) -> Result<Option<Self>, CelError> {
         let rules = Self::compile_at(schema, "openAPIV3Schema")?;
         Ok(rules.has_rules().then_some(rules))
     }
@@ -110,7 +123,7 @@ impl CelRules {
             || self.items.as_deref().is_some_and(Self::has_rules)
     }
 
-    fn compile_at(schema: &Value, path: &str) -> Result<Self, String> {
+    fn compile_at(schema: &Value, path: &str) -> Result<Self, CelError> {
         let mut node = CelRules::default();
         for (i, r) in schema
             .get("x-kubernetes-validations")
@@ -124,9 +137,17 @@ impl CelRules {
                 .and_then(Value::as_str)
                 .unwrap_or_default()
                 .to_string();
-            let program = Program::compile(&source).map_err(|e| {
-                format!("{path}.x-kubernetes-validations[{i}].rule: Invalid value: {source:?}: compilation failed: {e}")
-            })?;
+            let program = match Program::compile(&source) {
+                Ok(program) => program,
+                Err(err) => {
+                    return Err(CelError {
+                        path: path.to_owned(),
+                        index: i,
+                        rule: source,
+                        source: err,
+                    });
+                }
+            };
             let transition = program.references().has_variable("oldSelf");
             let message = r
                 .get("message")

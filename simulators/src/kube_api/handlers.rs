@@ -5,11 +5,11 @@
 use super::errors::{ApiError, Cause};
 use super::managed_fields::{self, Scope, Writer};
 use super::patch::{PatchType, json_patch, merge_patch, strategic_merge_patch};
-use super::registry::{Builtin, ResourceType, TypeKey, VersionInfo};
+use super::registry::{Builtin, ResourceType, TypeKey, VersionInfo, present};
 use super::request::{ResourceRequest, query_flag};
 use super::schema::Schema;
 use super::selector::{FieldSelector, LabelSelector};
-use super::server::Shared;
+use super::shared::Shared;
 use super::store::Store;
 use super::table::{IncludeObject, Representation, partial_metadata, table};
 use super::util::{meta_str, metadata_mut, name_suffix, new_uid, now_rfc3339};
@@ -52,16 +52,6 @@ pub(crate) struct Ctx<'a> {
     pub user_agent: &'a str,
     pub content_type: &'a str,
     pub body: &'a [u8],
-}
-
-/// An object as served in a version: `apiVersion` and `kind` of that version.
-pub(crate) fn present(obj: &Value, rt: &ResourceType, version: &str) -> Value {
-    let mut out = obj.clone();
-    if let Some(map) = out.as_object_mut() {
-        map.insert("apiVersion".into(), json!(rt.api_version(version)));
-        map.insert("kind".into(), json!(rt.kind));
-    }
-    out
 }
 
 fn parse_rv(text: &str) -> Option<u64> {
@@ -161,7 +151,7 @@ fn selectors(ctx: &Ctx<'_>) -> Result<(LabelSelector, FieldSelector), ApiError> 
         None => LabelSelector::default(),
     };
     let fields = match ctx.query.get("fieldSelector") {
-        Some(s) => FieldSelector::parse(s).map_err(ApiError::bad_request)?,
+        Some(s) => FieldSelector::parse(s).map_err(|e| ApiError::bad_request(e.to_string()))?,
         None => FieldSelector::default(),
     };
     Ok((labels, fields))
@@ -327,7 +317,7 @@ fn watch(ctx: &Ctx<'_>, rt: Arc<ResourceType>, version: String) -> Result<Reply,
             Some(f) if !f.is_empty() => FieldSelector::parse(&format!("{f},{pinned}")),
             _ => FieldSelector::parse(&pinned),
         }
-        .map_err(ApiError::bad_request)?;
+        .map_err(|e| ApiError::bad_request(e.to_string()))?;
     }
     let rv = ctx
         .query
@@ -516,7 +506,7 @@ fn after_write(store: &mut Store, rt: &ResourceType, obj: &Value) -> Result<(), 
                 &rt.key.group,
                 &rt.kind,
                 meta_str(obj, "name"),
-                &[Cause::invalid("spec", "\"object\"", e)],
+                &[Cause::invalid("spec", "\"object\"", e.to_string())],
             )
         })?;
     }
@@ -757,7 +747,7 @@ fn create_object(
                 &rt.key.group,
                 &rt.kind,
                 &name,
-                &[Cause::invalid("spec.versions", "\"object\"", e)],
+                &[Cause::invalid("spec.versions", "\"object\"", e.to_string())],
             )
         })?;
     }
@@ -1060,12 +1050,10 @@ fn patch(ctx: &Ctx<'_>, rt: &ResourceType, version: &str) -> Result<Reply, ApiEr
     match patch_type {
         PatchType::Merge => merge_patch(&mut patched, &body),
         PatchType::Strategic if rt.builtin == Builtin::None => merge_patch(&mut patched, &body),
-        PatchType::Strategic => {
-            strategic_merge_patch(&mut patched, &body).map_err(ApiError::bad_request)?
-        }
-        PatchType::Json => {
-            json_patch(&mut patched, &body).map_err(|e| ApiError::new(422, "Invalid", e))?
-        }
+        PatchType::Strategic => strategic_merge_patch(&mut patched, &body)
+            .map_err(|e| ApiError::bad_request(e.to_string()))?,
+        PatchType::Json => json_patch(&mut patched, &body)
+            .map_err(|e| ApiError::new(422, "Invalid", e.to_string()))?,
         PatchType::Apply => {}
     }
     // A resourceVersion the patch sets is a precondition.

@@ -7,7 +7,7 @@ use super::faults::FaultSettings;
 use super::handlers::{self, Ctx, Reply};
 use super::request::{Route, parse_query, route};
 use super::request_log::RequestRecord;
-use super::server::Shared;
+use super::shared::Shared;
 use super::table::negotiate;
 use axum::Router;
 use axum::body::{Body, to_bytes};

@@ -23,7 +23,7 @@ pub(crate) struct JsonPath {
 
 impl JsonPath {
     /// Parses `.spec.x`, `{.spec.x}` or `.status.conditions[?(@.type=="Ready")].status`.
-    pub fn parse(text: &str) -> Result<Self, String> {
+    pub fn parse(text: &str) -> Result<Self, JsonPathError> {
         let mut s = text.trim();
         if let Some(inner) = s.strip_prefix('{').and_then(|r| r.strip_suffix('}')) {
             s = inner.trim();
@@ -48,17 +48,21 @@ impl JsonPath {
                         if i >= chars.len() {
                             break;
                         }
-                        return Err(format!("empty field name in {text:?}"));
+                        return Err(JsonPathError::EmptyField(text.to_owned()));
                     }
                     steps.push(Step::Field(name));
                 }
                 Some('[') => {
-                    let close =
-                        find_close(&chars, i).ok_or_else(|| format!("unclosed [ in {text:?}"))?;
+                    let close = find_close(&chars, i)
+                        .ok_or_else(|| JsonPathError::Unclosed(text.to_owned()))?;
                     let inner: String =
                         chars.get(i + 1..close).unwrap_or_default().iter().collect();
-                    steps
-                        .push(parse_bracket(inner.trim()).map_err(|e| format!("{e} in {text:?}"))?);
+                    let step =
+                        parse_bracket(inner.trim()).map_err(|source| JsonPathError::Subscript {
+                            text: text.to_owned(),
+                            source,
+                        })?;
+                    steps.push(step);
                     i = close + 1;
                 }
                 _ => {
@@ -158,7 +162,41 @@ fn unquote(s: &str) -> String {
     }
 }
 
-fn parse_bracket(inner: &str) -> Result<Step, String> {
+/// Why a JSONPath does not parse.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum JsonPathError {
+    /// `..` or a trailing `.` before more steps.
+    #[error("empty field name in {0:?}")]
+    EmptyField(String),
+    /// A `[` without its `]`.
+    #[error("unclosed [ in {0:?}")]
+    Unclosed(String),
+    /// A subscript this parser does not know.
+    #[error("{source} in {text:?}")]
+    Subscript {
+        /// The whole path.
+        text: String,
+        /// What is wrong with the subscript.
+        #[source]
+        source: SubscriptError,
+    },
+}
+
+/// Why a `[...]` subscript does not parse.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum SubscriptError {
+    /// A filter without `==` or `!=`.
+    #[error("unsupported filter {0:?}")]
+    Filter(String),
+    /// A filter whose left side is not `@.field`.
+    #[error("unsupported filter operand {0:?}")]
+    Operand(String),
+    /// Anything else.
+    #[error("unsupported subscript [{0}]")]
+    Other(String),
+}
+
+fn parse_bracket(inner: &str) -> Result<Step, SubscriptError> {
     if inner == "*" {
         return Ok(Step::All);
     }
@@ -171,12 +209,12 @@ fn parse_bracket(inner: &str) -> Result<Step, String> {
         } else if let Some((l, r)) = filter.split_once("!=") {
             (l, r, false)
         } else {
-            return Err(format!("unsupported filter {filter:?}"));
+            return Err(SubscriptError::Filter(filter.to_owned()));
         };
         let lhs = lhs.trim();
         let field = lhs
             .strip_prefix("@.")
-            .ok_or_else(|| format!("unsupported filter operand {lhs:?}"))?;
+            .ok_or_else(|| SubscriptError::Operand(lhs.to_owned()))?;
         return Ok(Step::Filter {
             path: field.split('.').map(str::to_string).collect(),
             equal,
@@ -186,7 +224,7 @@ fn parse_bracket(inner: &str) -> Result<Step, String> {
     if inner.starts_with('\'') || inner.starts_with('"') {
         return Ok(Step::Field(unquote(inner)));
     }
-    Err(format!("unsupported subscript [{inner}]"))
+    Err(SubscriptError::Other(inner.to_owned()))
 }
 
 #[cfg(test)]

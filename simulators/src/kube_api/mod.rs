@@ -37,6 +37,7 @@
 //! (see [`KubeApiHandle`]).
 
 mod cel;
+mod config;
 mod discovery;
 mod errors;
 mod event_twin;
@@ -53,12 +54,14 @@ mod request_log;
 mod schema;
 mod selector;
 mod server;
+mod shared;
 mod store;
 mod table;
 mod util;
 mod validation;
 mod watch;
 
+pub use config::KubeApiConfig;
 pub use faults::{FaultRule, FaultSettings, Faults};
 pub use request_log::RequestRecord;
-pub use server::{KubeApiConfig, KubeApiHandle, KubeApiServer, StartError};
+pub use server::{KubeApiHandle, KubeApiServer, StartError};

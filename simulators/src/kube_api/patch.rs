@@ -46,12 +46,26 @@ pub(crate) fn merge_patch(target: &mut Value, patch: &Value) {
     }
 }
 
+/// Why a patch could not be applied.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum PatchError {
+    /// The body is not an RFC 6902 document.
+    #[error("invalid JSON patch: {0}")]
+    NotJsonPatch(#[source] serde_json::Error),
+    /// An operation failed (a missing path, a failed `test`).
+    #[error(transparent)]
+    Apply(#[from] json_patch::PatchError),
+    /// A `$patch` directive other than `replace`, `delete` or `merge`.
+    #[error("unknown patch type: {0}")]
+    UnknownDirective(String),
+}
+
 /// RFC 6902, all or nothing.
-pub(crate) fn json_patch(target: &mut Value, patch: &Value) -> Result<(), String> {
+pub(crate) fn json_patch(target: &mut Value, patch: &Value) -> Result<(), PatchError> {
     let ops: json_patch::Patch =
-        serde_json::from_value(patch.clone()).map_err(|e| format!("invalid JSON patch: {e}"))?;
+        serde_json::from_value(patch.clone()).map_err(PatchError::NotJsonPatch)?;
     let mut copy = target.clone();
-    json_patch::patch(&mut copy, &ops).map_err(|e| e.to_string())?;
+    json_patch::patch(&mut copy, &ops)?;
     *target = copy;
     Ok(())
 }
@@ -60,7 +74,7 @@ pub(crate) fn json_patch(target: &mut Value, patch: &Value) -> Result<(), String
 /// server has): a merge patch that understands `$patch: replace|delete`, `$retainKeys`,
 /// `$setElementOrder/<list>` (ignored: lists are replaced) and
 /// `$deleteFromPrimitiveList/<list>`.
-pub(crate) fn strategic_merge_patch(target: &mut Value, patch: &Value) -> Result<(), String> {
+pub(crate) fn strategic_merge_patch(target: &mut Value, patch: &Value) -> Result<(), PatchError> {
     let Value::Object(patch_map) = patch else {
         *target = patch.clone();
         return Ok(());
@@ -77,7 +91,7 @@ pub(crate) fn strategic_merge_patch(target: &mut Value, patch: &Value) -> Result
             return Ok(());
         }
         Some("merge") | None => {}
-        Some(other) => return Err(format!("unknown patch type: {other}")),
+        Some(other) => return Err(PatchError::UnknownDirective(other.to_owned())),
     }
     if !target.is_object() {
         *target = Value::Object(Map::new());

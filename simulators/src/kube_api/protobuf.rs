@@ -18,20 +18,46 @@ enum Field<'a> {
     Fixed,
 }
 
-fn varint(buf: &[u8], pos: &mut usize) -> Result<u64, String> {
+/// Why a protobuf body cannot be decoded.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum ProtobufError {
+    /// The body ends inside a varint or a field.
+    #[error("truncated {0}")]
+    Truncated(&'static str),
+    /// A varint of more than 10 bytes.
+    #[error("varint too long")]
+    VarintTooLong,
+    /// A length that does not fit in memory.
+    #[error("field length: {0}")]
+    Length(#[from] std::num::TryFromIntError),
+    /// A wire type this decoder does not know.
+    #[error("unsupported wire type {0}")]
+    WireType(u64),
+    /// A string field that is not UTF-8.
+    #[error("invalid UTF-8 in a string field")]
+    NotUtf8(#[from] std::string::FromUtf8Error),
+    /// No `k8s\0` prefix.
+    #[error("not a Kubernetes protobuf body (no k8s\\0 prefix)")]
+    NoMagic,
+    /// A kind this server decodes only from JSON.
+    #[error("protobuf bodies of kind {0:?} are not supported by this server; send JSON")]
+    Kind(String),
+}
+
+fn varint(buf: &[u8], pos: &mut usize) -> Result<u64, ProtobufError> {
     let mut value = 0u64;
     for shift in (0..64).step_by(7) {
-        let byte = *buf.get(*pos).ok_or("truncated varint")?;
+        let byte = *buf.get(*pos).ok_or(ProtobufError::Truncated("varint"))?;
         *pos += 1;
         value |= u64::from(byte & 0x7f) << shift;
         if byte & 0x80 == 0 {
             return Ok(value);
         }
     }
-    Err("varint too long".into())
+    Err(ProtobufError::VarintTooLong)
 }
 
-fn fields(buf: &[u8]) -> Result<Vec<(u64, Field<'_>)>, String> {
+fn fields(buf: &[u8]) -> Result<Vec<(u64, Field<'_>)>, ProtobufError> {
     let mut out = Vec::new();
     let mut pos = 0;
     while pos < buf.len() {
@@ -44,8 +70,10 @@ fn fields(buf: &[u8]) -> Result<Vec<(u64, Field<'_>)>, String> {
                 Field::Fixed
             }
             2 => {
-                let len = usize::try_from(varint(buf, &mut pos)?).map_err(|e| e.to_string())?;
-                let bytes = buf.get(pos..pos + len).ok_or("truncated field")?;
+                let len = usize::try_from(varint(buf, &mut pos)?)?;
+                let bytes = buf
+                    .get(pos..pos + len)
+                    .ok_or(ProtobufError::Truncated("field"))?;
                 pos += len;
                 Field::Bytes(bytes)
             }
@@ -53,19 +81,19 @@ fn fields(buf: &[u8]) -> Result<Vec<(u64, Field<'_>)>, String> {
                 pos += 4;
                 Field::Fixed
             }
-            other => return Err(format!("unsupported wire type {other}")),
+            other => return Err(ProtobufError::WireType(other)),
         };
         out.push((number, field));
     }
     Ok(out)
 }
 
-fn text(bytes: &[u8]) -> Result<String, String> {
-    String::from_utf8(bytes.to_vec()).map_err(|_| "invalid UTF-8 in a string field".to_string())
+fn text(bytes: &[u8]) -> Result<String, ProtobufError> {
+    Ok(String::from_utf8(bytes.to_vec())?)
 }
 
 /// A `map<string, string>` or `map<string, bytes>` entry.
-fn map_entry(bytes: &[u8], base64_values: bool) -> Result<(String, Value), String> {
+fn map_entry(bytes: &[u8], base64_values: bool) -> Result<(String, Value), ProtobufError> {
     let mut key = String::new();
     let mut value = Value::String(String::new());
     for (n, f) in fields(bytes)? {
@@ -95,7 +123,7 @@ fn push_list(target: &mut Map<String, Value>, name: &str, item: Value) {
     }
 }
 
-fn object_meta(bytes: &[u8]) -> Result<Value, String> {
+fn object_meta(bytes: &[u8]) -> Result<Value, ProtobufError> {
     let mut meta = Map::new();
     for (n, f) in fields(bytes)? {
         match (n, f) {
@@ -121,7 +149,7 @@ fn object_meta(bytes: &[u8]) -> Result<Value, String> {
     Ok(Value::Object(meta))
 }
 
-fn object(kind: &str, bytes: &[u8]) -> Result<Map<String, Value>, String> {
+fn object(kind: &str, bytes: &[u8]) -> Result<Map<String, Value>, ProtobufError> {
     let mut obj = Map::new();
     for (n, f) in fields(bytes)? {
         let Field::Bytes(b) = f else {
@@ -159,10 +187,8 @@ fn object(kind: &str, bytes: &[u8]) -> Result<Map<String, Value>, String> {
 }
 
 /// Decodes a protobuf request body of one of the supported kinds to JSON.
-pub(crate) fn decode(body: &[u8]) -> Result<Value, String> {
-    let rest = body
-        .strip_prefix(MAGIC)
-        .ok_or("not a Kubernetes protobuf body (no k8s\\0 prefix)")?;
+pub(crate) fn decode(body: &[u8]) -> Result<Value, ProtobufError> {
+    let rest = body.strip_prefix(MAGIC).ok_or(ProtobufError::NoMagic)?;
     let mut api_version = String::new();
     let mut kind = String::new();
     let mut raw: &[u8] = &[];
@@ -182,9 +208,7 @@ pub(crate) fn decode(body: &[u8]) -> Result<Value, String> {
         }
     }
     if !matches!(kind.as_str(), "Namespace" | "Secret" | "ConfigMap") {
-        return Err(format!(
-            "protobuf bodies of kind {kind:?} are not supported by this server; send JSON"
-        ));
+        return Err(ProtobufError::Kind(kind));
     }
     let mut obj = object(&kind, raw)?;
     obj.insert("apiVersion".into(), json!(api_version));
@@ -202,18 +226,21 @@ mod tests {
         // captured from kubectl 1.32.
         let namespace = b"k8s\x00\n\x0f\n\x02v1\x12\tNamespace\x12\x1c\n\x14\n\x04data\x12\x00\x1a\x00\"\x00*\x002\x008\x00B\x00\x12\x00\x1a\x02\n\x00\x1a\x00\"\x00";
         assert_eq!(
-            decode(namespace),
-            Ok(
+            decode(namespace).ok(),
+            Some(
                 json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "data"}, "spec": {}})
             )
         );
         let secret = b"k8s\x00\n\x0c\n\x02v1\x12\x06Secret\x12!\n\x15\n\x01s\x12\x00\x1a\x04data\"\x00*\x002\x008\x00B\x00\x12\x06\n\x01a\x12\x01b\x1a\x00\x1a\x00\"\x00";
         assert_eq!(
-            decode(secret),
-            Ok(json!({"apiVersion": "v1", "kind": "Secret",
+            decode(secret).ok(),
+            Some(json!({"apiVersion": "v1", "kind": "Secret",
                 "metadata": {"name": "s", "namespace": "data"}, "data": {"a": "Yg=="}, "type": ""}))
         );
-        assert!(decode(b"{}").is_err());
-        assert!(decode(b"k8s\x00\n\x0c\n\x02v1\x12\x06Secre").is_err());
+        assert!(matches!(decode(b"{}"), Err(ProtobufError::NoMagic)));
+        assert!(matches!(
+            decode(b"k8s\x00\n\x0c\n\x02v1\x12\x06Secre"),
+            Err(ProtobufError::Truncated(_))
+        ));
     }
 }

@@ -1,8 +1,8 @@
 //! The resource types the server knows: the built-in kinds and those of created CRDs.
 
-use super::cel::CelRules;
-use super::jsonpath::JsonPath;
-use super::schema::Schema;
+use super::cel::{CelError, CelRules};
+use super::jsonpath::{JsonPath, JsonPathError};
+use super::schema::{Schema, SchemaError};
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -135,6 +135,19 @@ impl ResourceType {
             "watch",
         ]
     }
+}
+
+/// An object as served in a version: `apiVersion` and `kind` of that version.
+pub(crate) fn present(obj: &Value, rt: &ResourceType, version: &str) -> Value {
+    let mut out = obj.clone();
+    if let Some(map) = out.as_object_mut() {
+        map.insert(
+            "apiVersion".into(),
+            serde_json::json!(rt.api_version(version)),
+        );
+        map.insert("kind".into(), serde_json::json!(rt.kind));
+    }
+    out
 }
 
 // One call per built-in kind reads as a table; a parameter struct would only add noise.
@@ -353,7 +366,7 @@ impl Registry {
     }
 
     /// Adds or replaces the type a CRD defines. Returns its key.
-    pub fn register_crd(&mut self, crd: &Value) -> Result<TypeKey, String> {
+    pub fn register_crd(&mut self, crd: &Value) -> Result<TypeKey, CrdError> {
         let t = from_crd(crd)?;
         let key = t.key.clone();
         if self
@@ -361,7 +374,7 @@ impl Registry {
             .get(&key)
             .is_some_and(|existing| existing.builtin != Builtin::None)
         {
-            return Err(format!("{} is a built-in resource", key.display()));
+            return Err(CrdError::BuiltIn(key.display()));
         }
         self.types.insert(key.clone(), Arc::new(t));
         Ok(key)
@@ -388,13 +401,45 @@ pub(crate) fn crd_key(crd: &Value) -> Option<TypeKey> {
     ))
 }
 
-fn from_crd(crd: &Value) -> Result<ResourceType, String> {
-    let spec = crd.get("spec").ok_or("spec: Required value")?;
+/// Why a CRD defines no servable type; the messages are kube-apiserver's.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum CrdError {
+    /// A required field is missing.
+    #[error("{0}: Required value")]
+    Required(&'static str),
+    /// No served version.
+    #[error(
+        "spec.versions: Invalid value: must have exactly one version marked as storage version"
+    )]
+    NoVersion,
+    /// The CRD names a built-in resource.
+    #[error("{0} is a built-in resource")]
+    BuiltIn(String),
+    /// An `openAPIV3Schema` that does not compile.
+    #[error(transparent)]
+    Schema(#[from] SchemaError),
+    /// A CEL rule that does not compile.
+    #[error(transparent)]
+    Cel(#[from] CelError),
+    /// A printer column's `jsonPath` that does not parse.
+    #[error("jsonPath {path:?}: {source}")]
+    JsonPath {
+        /// The path as given.
+        path: String,
+        /// What is wrong with it.
+        #[source]
+        source: JsonPathError,
+    },
+}
+
+fn from_crd(crd: &Value) -> Result<ResourceType, CrdError> {
+    let required = CrdError::Required;
+    let spec = crd.get("spec").ok_or(required("spec"))?;
     let s = |v: Option<&Value>| v.and_then(Value::as_str).map(str::to_string);
-    let group = s(spec.get("group")).ok_or("spec.group: Required value")?;
-    let names = spec.get("names").ok_or("spec.names: Required value")?;
-    let plural = s(names.get("plural")).ok_or("spec.names.plural: Required value")?;
-    let kind = s(names.get("kind")).ok_or("spec.names.kind: Required value")?;
+    let group = s(spec.get("group")).ok_or(required("spec.group"))?;
+    let names = spec.get("names").ok_or(required("spec.names"))?;
+    let plural = s(names.get("plural")).ok_or(required("spec.names.plural"))?;
+    let kind = s(names.get("kind")).ok_or(required("spec.names.kind"))?;
     let list_kind = s(names.get("listKind")).unwrap_or_else(|| format!("{kind}List"));
     let singular = s(names.get("singular")).unwrap_or_else(|| kind.to_lowercase());
     let strings = |v: Option<&Value>| -> Vec<String> {
@@ -411,9 +456,9 @@ fn from_crd(crd: &Value) -> Result<ResourceType, String> {
     for v in spec
         .get("versions")
         .and_then(Value::as_array)
-        .ok_or("spec.versions: Required value")?
+        .ok_or(required("spec.versions"))?
     {
-        let name = s(v.get("name")).ok_or("spec.versions[].name: Required value")?;
+        let name = s(v.get("name")).ok_or(required("spec.versions[].name"))?;
         if v.get("served").and_then(Value::as_bool) == Some(false) {
             continue;
         }
@@ -422,7 +467,7 @@ fn from_crd(crd: &Value) -> Result<ResourceType, String> {
             .and_then(|s| s.get("openAPIV3Schema"))
             .cloned();
         let schema = match &raw_schema {
-            Some(raw) => Some(Arc::new(Schema::compile(raw).map_err(|e| e.to_string())?)),
+            Some(raw) => Some(Arc::new(Schema::compile(raw)?)),
             None => None,
         };
         let cel = match &raw_schema {
@@ -443,9 +488,12 @@ fn from_crd(crd: &Value) -> Result<ResourceType, String> {
                 format: s(c.get("format")).unwrap_or_default(),
                 description: s(c.get("description")).unwrap_or_default(),
                 priority: c.get("priority").and_then(Value::as_i64).unwrap_or(0),
-                source: ColumnSource::Path(
-                    JsonPath::parse(&path).map_err(|e| format!("jsonPath {path:?}: {e}"))?,
-                ),
+                source: ColumnSource::Path(JsonPath::parse(&path).map_err(|source| {
+                    CrdError::JsonPath {
+                        path: path.clone(),
+                        source,
+                    }
+                })?),
             });
         }
         if v.get("additionalPrinterColumns").is_none() {
@@ -465,10 +513,7 @@ fn from_crd(crd: &Value) -> Result<ResourceType, String> {
         });
     }
     if versions.is_empty() {
-        return Err(
-            "spec.versions: Invalid value: must have exactly one version marked as storage version"
-                .into(),
-        );
+        return Err(CrdError::NoVersion);
     }
     Ok(ResourceType {
         key: TypeKey::new(&group, &plural),

@@ -38,10 +38,12 @@ pub(crate) struct Schema {
 
 /// A schema that cannot be compiled (a bad pattern).
 #[derive(Debug, thiserror::Error)]
-#[error("{path}: {message}")]
+#[error("{path}.pattern: invalid pattern {pattern:?}: {source}")]
 pub(crate) struct SchemaError {
     path: String,
-    message: String,
+    pattern: String,
+    #[source]
+    source: regex::Error,
 }
 
 impl Schema {
@@ -83,9 +85,10 @@ impl Schema {
         let pattern = match json.get("pattern").and_then(Value::as_str) {
             Some(p) => Some((
                 p.to_string(),
-                Regex::new(p).map_err(|e| SchemaError {
-                    path: format!("{path}.pattern"),
-                    message: format!("invalid pattern {p:?}: {e}"),
+                Regex::new(p).map_err(|source| SchemaError {
+                    path: path.to_owned(),
+                    pattern: p.to_owned(),
+                    source,
                 })?,
             )),
             None => None,

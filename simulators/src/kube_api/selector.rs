@@ -46,12 +46,26 @@ fn split_top_level(s: &str) -> Vec<String> {
         .collect()
 }
 
-fn parse_set(rest: &str) -> Result<Vec<String>, String> {
+/// Why a label or field selector does not parse; the messages are kube-apiserver's.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum SelectorError {
+    /// `in`/`notin` without a `(a,b)` set.
+    #[error("expected a parenthesized set, found {0:?}")]
+    NotASet(String),
+    /// A label requirement of no known form.
+    #[error("unable to parse requirement: {0:?}")]
+    Requirement(String),
+    /// A field requirement without `=`, `==` or `!=`.
+    #[error("invalid selector: '{0}'; can't understand '{0}'")]
+    Field(String),
+}
+
+fn parse_set(rest: &str) -> Result<Vec<String>, SelectorError> {
     let inner = rest
         .trim()
         .strip_prefix('(')
         .and_then(|r| r.strip_suffix(')'))
-        .ok_or_else(|| format!("expected a parenthesized set, found {rest:?}"))?;
+        .ok_or_else(|| SelectorError::NotASet(rest.to_owned()))?;
     Ok(inner
         .split(',')
         .map(|v| v.trim().to_string())
@@ -61,7 +75,7 @@ fn parse_set(rest: &str) -> Result<Vec<String>, String> {
 
 impl LabelSelector {
     /// Parses a `labelSelector` query value.
-    pub fn parse(text: &str) -> Result<Self, String> {
+    pub fn parse(text: &str) -> Result<Self, SelectorError> {
         let mut requirements = Vec::new();
         for part in split_top_level(text) {
             let req = if let Some(key) = part.strip_prefix('!') {
@@ -77,7 +91,7 @@ impl LabelSelector {
             } else if let Some((k, rest)) = part.split_once(" in ") {
                 Requirement::In(k.trim().to_string(), parse_set(rest)?)
             } else if part.contains(' ') || part.contains('(') {
-                return Err(format!("unable to parse requirement: {part:?}"));
+                return Err(SelectorError::Requirement(part.clone()));
             } else {
                 Requirement::Exists(part.clone())
             };
@@ -112,7 +126,7 @@ pub(crate) struct FieldSelector {
 
 impl FieldSelector {
     /// Parses a `fieldSelector` query value.
-    pub fn parse(text: &str) -> Result<Self, String> {
+    pub fn parse(text: &str) -> Result<Self, SelectorError> {
         let mut terms = Vec::new();
         for part in split_top_level(text) {
             let (k, v, equal) = if let Some((k, v)) = part.split_once("!=") {
@@ -122,9 +136,7 @@ impl FieldSelector {
             } else if let Some((k, v)) = part.split_once('=') {
                 (k, v, true)
             } else {
-                return Err(format!(
-                    "invalid selector: '{part}'; can't understand '{part}'"
-                ));
+                return Err(SelectorError::Field(part.clone()));
             };
             terms.push((
                 k.trim().split('.').map(str::to_string).collect(),

@@ -1,50 +1,19 @@
 //! Starting and stopping the server, and the handle tests use.
 
+use super::config::KubeApiConfig;
 use super::faults::Faults;
 use super::registry::TypeKey;
 use super::request_log::{RequestLog, RequestRecord};
+use super::shared::Shared;
 use super::store::Store;
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::Path;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
-
-/// Settings of a [`KubeApiServer`].
-#[derive(Debug, Clone)]
-pub struct KubeApiConfig {
-    /// Port on 127.0.0.1; 0 picks a free one.
-    pub port: u16,
-    /// Watch events retained for watches that resume from a resourceVersion; older ones get
-    /// 410 Expired.
-    pub history_limit: usize,
-    /// Requests kept in the request log (the counters are never trimmed).
-    pub request_log_limit: usize,
-    /// How often a watch with `allowWatchBookmarks=true` gets a BOOKMARK.
-    pub bookmark_interval: Duration,
-    /// Watch duration when the client gives no `timeoutSeconds`.
-    pub default_watch_timeout: Duration,
-    /// Refuse to create a namespaced object in a Namespace that does not exist (404
-    /// `namespaces "x" not found`), as kube-apiserver does. Off by default so tests can use any
-    /// namespace without creating it first; the sandbox turns it on.
-    pub namespaces_must_exist: bool,
-}
-
-impl Default for KubeApiConfig {
-    fn default() -> Self {
-        Self {
-            port: 0,
-            history_limit: 5000,
-            request_log_limit: 100_000,
-            bookmark_interval: Duration::from_secs(5),
-            default_watch_timeout: Duration::from_secs(1800),
-            namespaces_must_exist: false,
-        }
-    }
-}
 
 /// The server could not start.
 #[derive(Debug, thiserror::Error)]
@@ -57,24 +26,6 @@ pub enum StartError {
         /// The I/O error.
         source: std::io::Error,
     },
-}
-
-/// State shared by every request.
-#[derive(Debug)]
-pub(crate) struct Shared {
-    store: Mutex<Store>,
-    pub log: RequestLog,
-    pub faults: Faults,
-    pub config: KubeApiConfig,
-    pub addr: SocketAddr,
-    pub shutdown: watch::Receiver<bool>,
-}
-
-impl Shared {
-    /// The store; a poisoned lock is taken over (every write leaves the store consistent).
-    pub fn store(&self) -> MutexGuard<'_, Store> {
-        self.store.lock().unwrap_or_else(|p| p.into_inner())
-    }
 }
 
 /// The Kubernetes-API-compatible server.
@@ -98,14 +49,13 @@ impl KubeApiServer {
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
         let mut store = Store::new(config.history_limit);
         seed_namespaces(&mut store);
-        let shared = Arc::new(Shared {
-            store: Mutex::new(store),
-            log: RequestLog::new(config.request_log_limit),
-            faults: Faults::new(),
+        let shared = Arc::new(Shared::new(
+            store,
+            RequestLog::new(config.request_log_limit),
             config,
             addr,
-            shutdown: shutdown_rx.clone(),
-        });
+            shutdown_rx.clone(),
+        ));
         let weak = Arc::downgrade(&shared);
         shared.faults.set_expire_hook(Box::new(move || {
             if let Some(shared) = weak.upgrade() {

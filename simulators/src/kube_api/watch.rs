@@ -3,9 +3,9 @@
 //! forgotten resourceVersion, and the drop/shutdown signals.
 
 use super::errors::ApiError;
-use super::registry::ResourceType;
+use super::registry::{ResourceType, present};
 use super::selector::{FieldSelector, LabelSelector};
-use super::server::Shared;
+use super::shared::Shared;
 use super::store::{EventKind, WatchEvent};
 use super::table::{IncludeObject, Representation, partial_metadata, table};
 use axum::body::{Body, Bytes};
@@ -66,7 +66,7 @@ impl WatchRequest {
     }
 
     fn encode(&self, kind: &str, obj: &Value) -> Bytes {
-        let obj = super::handlers::present(obj, &self.rt, &self.version);
+        let obj = present(obj, &self.rt, &self.version);
         let object = match &self.representation {
             Representation::Json => obj,
             Representation::PartialMetadata(v) => partial_metadata(&obj, v),

@@ -120,9 +120,10 @@ async fn reset(
     }
     match parse_reset_body(body) {
         Ok(date_from) => record.date_from = date_from,
-        Err(message) => {
+        Err(err) => {
             record.status = Some(400);
             state.record(record);
+            let message = err.to_string();
             return Answer::Respond(service_error(400, "FDI.3002", &message, &request_id));
         }
     }
@@ -194,23 +195,31 @@ async fn reset(
     Answer::Respond(answer)
 }
 
+/// Why a reset body is refused (400 `FDI.3002`, with this message).
+#[derive(Debug, thiserror::Error)]
+enum ResetBodyError {
+    #[error("The request body is not valid JSON.")]
+    NotJson(#[source] serde_json::Error),
+    #[error("The request body must be a JSON object.")]
+    NotAnObject,
+    #[error("date_from must be a non-negative integer (epoch ms).")]
+    DateFrom,
+}
+
 /// `date_from` of a reset body: `{}` or `{"date_from": ms}` with ms >= 0.
-fn parse_reset_body(body: &[u8]) -> Result<Option<i64>, String> {
+fn parse_reset_body(body: &[u8]) -> Result<Option<i64>, ResetBodyError> {
     if body.is_empty() {
         return Ok(None);
     }
-    let value: Value = serde_json::from_slice(body)
-        .map_err(|_| "The request body is not valid JSON.".to_owned())?;
-    let object = value
-        .as_object()
-        .ok_or_else(|| "The request body must be a JSON object.".to_owned())?;
+    let value: Value = serde_json::from_slice(body).map_err(ResetBodyError::NotJson)?;
+    let object = value.as_object().ok_or(ResetBodyError::NotAnObject)?;
     match object.get("date_from") {
         None | Some(Value::Null) => Ok(None),
         Some(v) => v
             .as_i64()
             .filter(|ms| *ms >= 0)
             .map(Some)
-            .ok_or_else(|| "date_from must be a non-negative integer (epoch ms).".to_owned()),
+            .ok_or(ResetBodyError::DateFrom),
     }
 }
 
@@ -330,10 +339,12 @@ struct IamProject {
 
 /// `/_sim/...`: script and inspect the simulator from another process.
 fn control_api(state: &State, method: &Method, path: &str, body: &[u8]) -> Response<Body> {
-    let bad = |message: String| json_response(400, &json!({"error": message}), "");
+    let bad = |err: serde_json::Error| {
+        json_response(400, &json!({"error": format!("invalid body: {err}")}), "")
+    };
     let ok = || json_response(200, &json!({"ok": true}), "");
-    fn parse<T: for<'de> Deserialize<'de>>(body: &[u8]) -> Result<T, String> {
-        serde_json::from_slice(body).map_err(|e| format!("invalid body: {e}"))
+    fn parse<T: for<'de> Deserialize<'de>>(body: &[u8]) -> Result<T, serde_json::Error> {
+        serde_json::from_slice(body)
     }
     match (method.as_str(), path) {
         ("GET", "calls") => json_response(200, &json!(state.lock().calls), ""),
@@ -364,14 +375,14 @@ fn control_api(state: &State, method: &Method, path: &str, body: &[u8]) -> Respo
         },
         ("POST", "tokens") => match parse::<TokenBody>(body) {
             Ok(t) => {
-                super::add_token(state, &t.token);
+                state.add_token(&t.token);
                 ok()
             }
             Err(e) => bad(e),
         },
         ("POST", "access-keys") => match parse::<AccessKeyBody>(body) {
             Ok(k) => {
-                super::add_access_key(state, &k.access_key, &k.secret_key, k.security_token);
+                state.add_access_key(&k.access_key, &k.secret_key, k.security_token);
                 ok()
             }
             Err(e) => bad(e),
@@ -384,7 +395,7 @@ fn control_api(state: &State, method: &Method, path: &str, body: &[u8]) -> Respo
             Err(e) => bad(e),
         },
         ("POST", "expire-tokens") => {
-            super::expire_tokens(state);
+            state.expire_tokens();
             ok()
         }
         _ => json_response(404, &json!({"error": "no such control endpoint"}), ""),
@@ -492,15 +503,22 @@ mod tests {
 
     #[test]
     fn reset_bodies_are_checked() {
-        assert_eq!(parse_reset_body(b""), Ok(None));
-        assert_eq!(parse_reset_body(b"{}"), Ok(None));
+        assert_eq!(parse_reset_body(b"").ok(), Some(None));
+        assert_eq!(parse_reset_body(b"{}").ok(), Some(None));
         assert_eq!(
-            parse_reset_body(br#"{"date_from": 1630052714000}"#),
-            Ok(Some(1_630_052_714_000))
+            parse_reset_body(br#"{"date_from": 1630052714000}"#).ok(),
+            Some(Some(1_630_052_714_000))
         );
-        assert!(parse_reset_body(br#"{"date_from": -1}"#).is_err());
-        assert!(parse_reset_body(br#"{"date_from": "x"}"#).is_err());
-        assert!(parse_reset_body(b"[1]").is_err());
-        assert!(parse_reset_body(b"{").is_err());
+        let refused = |body: &[u8]| parse_reset_body(body).err();
+        assert!(matches!(
+            refused(br#"{"date_from": -1}"#),
+            Some(ResetBodyError::DateFrom)
+        ));
+        assert!(matches!(
+            refused(br#"{"date_from": "x"}"#),
+            Some(ResetBodyError::DateFrom)
+        ));
+        assert!(matches!(refused(b"[1]"), Some(ResetBodyError::NotAnObject)));
+        assert!(matches!(refused(b"{"), Some(ResetBodyError::NotJson(_))));
     }
 }

@@ -22,6 +22,7 @@
 //! Every answer carries an `X-Request-Id`. Everything else answers 404 `APIGW.0101`.
 
 mod auth;
+mod config;
 mod handlers;
 mod state;
 mod step;
@@ -38,44 +39,15 @@ use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::{JoinHandle, JoinSet};
 
+pub use config::RomaConfig;
 pub use state::{AuthKind, CallRecord};
 pub use step::Step;
 
 use handlers::Answer;
-use state::{AccessKey, State, TokenInfo};
+use state::State;
 
 /// Largest request body the simulator reads (1 MiB); a bigger one closes the connection.
 const MAX_REQUEST_BODY: usize = 1 << 20;
-
-/// How the simulator behaves. `Default` gives the API gateway's documented values.
-#[derive(Debug, Clone)]
-pub struct RomaConfig {
-    /// Port on 127.0.0.1; 0 picks a free one.
-    pub port: u16,
-    /// Added before every ROMA and IAM answer (not the control API).
-    pub latency: Duration,
-    /// Lifetime of tokens issued by `/v3/auth/tokens` (IAM: 24 h).
-    pub token_ttl: Duration,
-    /// Largest accepted difference between `X-Sdk-Date` and the simulator's clock (15 min).
-    pub max_clock_skew: Duration,
-    /// Consecutive AK/SK failures that lock an access key (5).
-    pub lock_threshold: u32,
-    /// How long a locked access key stays locked (5 min).
-    pub lock_duration: Duration,
-}
-
-impl Default for RomaConfig {
-    fn default() -> Self {
-        Self {
-            port: 0,
-            latency: Duration::ZERO,
-            token_ttl: Duration::from_secs(24 * 3600),
-            max_clock_skew: Duration::from_secs(15 * 60),
-            lock_threshold: 5,
-            lock_duration: Duration::from_secs(5 * 60),
-        }
-    }
-}
 
 /// Why the simulator could not start.
 #[derive(Debug, thiserror::Error)]
@@ -140,17 +112,18 @@ impl RomaHandle {
 
     /// Accept `token` in `X-Auth-Token` (no expiry, until [`RomaHandle::expire_tokens`]).
     pub fn add_token(&self, token: &str) {
-        add_token(&self.state, token);
+        self.state.add_token(token);
     }
 
     /// Accept AK/SK signatures made with this key pair.
     pub fn add_access_key(&self, ak: &str, sk: &str) {
-        add_access_key(&self.state, ak, sk, None);
+        self.state.add_access_key(ak, sk, None);
     }
 
     /// Accept temporary AK/SK credentials: signatures must also carry this `X-Security-Token`.
     pub fn add_temporary_access_key(&self, ak: &str, sk: &str, security_token: &str) {
-        add_access_key(&self.state, ak, sk, Some(security_token.to_owned()));
+        self.state
+            .add_access_key(ak, sk, Some(security_token.to_owned()));
     }
 
     /// Let IAM issue tokens for this user of this domain (account).
@@ -164,7 +137,7 @@ impl RomaHandle {
     /// From now on every known or issued token answers 401 "token expires"; tokens issued
     /// after this call are valid.
     pub fn expire_tokens(&self) {
-        expire_tokens(&self.state);
+        self.state.expire_tokens();
     }
 
     /// Answer the next calls for `task_id` with `steps`, one per call; afterwards the
@@ -224,35 +197,6 @@ impl Drop for RomaHandle {
         if let Some(server) = self.server.take() {
             server.abort();
         }
-    }
-}
-
-fn add_token(state: &State, token: &str) {
-    state.lock().tokens.insert(
-        token.to_owned(),
-        TokenInfo {
-            issued_by_iam: false,
-            expires_at: None,
-            expired: false,
-        },
-    );
-}
-
-fn add_access_key(state: &State, ak: &str, sk: &str, security_token: Option<String>) {
-    state.lock().access_keys.insert(
-        ak.to_owned(),
-        AccessKey {
-            secret_key: sk.to_owned(),
-            security_token,
-            consecutive_failures: 0,
-            locked_until: None,
-        },
-    );
-}
-
-fn expire_tokens(state: &State) {
-    for token in state.lock().tokens.values_mut() {
-        token.expired = true;
     }
 }
 

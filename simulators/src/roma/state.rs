@@ -6,7 +6,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use serde::{Serialize, Serializer};
 
-use super::RomaConfig;
+use super::config::RomaConfig;
 use super::step::Step;
 
 /// How a reset call presented its credentials.
@@ -142,6 +142,38 @@ impl State {
         let mut inner = self.lock();
         let scripted = inner.scripts.get_mut(task_id).and_then(VecDeque::pop_front);
         scripted.unwrap_or_else(|| inner.default_step.clone())
+    }
+
+    /// Accept `token` in `X-Auth-Token`, with no expiry.
+    pub fn add_token(&self, token: &str) {
+        self.lock().tokens.insert(
+            token.to_owned(),
+            TokenInfo {
+                issued_by_iam: false,
+                expires_at: None,
+                expired: false,
+            },
+        );
+    }
+
+    /// Accept an access key, with a security token for temporary credentials.
+    pub fn add_access_key(&self, ak: &str, sk: &str, security_token: Option<String>) {
+        self.lock().access_keys.insert(
+            ak.to_owned(),
+            AccessKey {
+                secret_key: sk.to_owned(),
+                security_token,
+                consecutive_failures: 0,
+                locked_until: None,
+            },
+        );
+    }
+
+    /// Every token known so far answers "token expires" from now on.
+    pub fn expire_tokens(&self) {
+        for token in self.lock().tokens.values_mut() {
+            token.expired = true;
+        }
     }
 
     pub fn record(&self, call: CallRecord) {
