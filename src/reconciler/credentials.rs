@@ -124,22 +124,34 @@ pub fn secret_for(tr: &TaskReset, default: Option<&SecretRef>) -> Choice {
     }
 }
 
+/// Where credentials are read from.
+pub struct Source<'a> {
+    /// The Secrets, through their cache.
+    pub secrets: &'a super::secrets::Secrets,
+    /// The Secret used when a TaskReset names none.
+    pub default: Option<&'a SecretRef>,
+    /// Read past the cache.
+    pub fresh: bool,
+}
+
 /// Read the credentials for `tr`, whose calls go to `endpoint` through `roma`. A missing or
 /// incomplete Secret is a [`Lookup::Missing`]; a Secret `roma` could not send (an IAM endpoint
 /// outside the allow-list) a [`Lookup::Invalid`]; any other API failure is an error (retried
 /// by the controller's error policy).
 pub async fn lookup(
-    secrets: &super::secrets::Secrets,
+    source: &Source<'_>,
     tr: &TaskReset,
-    default: Option<&SecretRef>,
     roma: &RomaClient,
     endpoint: &Endpoint,
 ) -> Result<Lookup, kube::Error> {
-    let secret_ref = match secret_for(tr, default) {
+    let secret_ref = match secret_for(tr, source.default) {
         Choice::Own(secret_ref) | Choice::Default(secret_ref) => secret_ref,
         Choice::None(message) => return Ok(Lookup::Missing(message)),
     };
-    let found = secrets.get(&secret_ref.namespace, &secret_ref.name).await?;
+    let found = source
+        .secrets
+        .get(&secret_ref.namespace, &secret_ref.name, source.fresh)
+        .await?;
     let Some(secret) = found else {
         return Ok(Lookup::Missing(format!("Secret {secret_ref} not found")));
     };
@@ -292,17 +304,16 @@ mod tests {
             .expect("parse")
             .restricted_to(&["data".to_owned()]);
         let secrets = super::super::secrets::Secrets::new(client.clone(), Duration::ZERO);
+        let source = |default| Source {
+            secrets: &secrets,
+            default,
+            fresh: false,
+        };
         let roma = RomaClient::new(crate::roma::ClientConfig::default()).expect("client");
         let endpoint = Endpoint::for_region("cn-north-4").expect("endpoint");
-        let allowed = lookup(
-            &secrets,
-            &tr("data", None),
-            Some(&default),
-            &roma,
-            &endpoint,
-        )
-        .await
-        .expect("lookup");
+        let allowed = lookup(&source(Some(&default)), &tr("data", None), &roma, &endpoint)
+            .await
+            .expect("lookup");
         let Lookup::Found(_, version) = &allowed else {
             panic!("{allowed:?}");
         };
@@ -311,9 +322,8 @@ mod tests {
         assert!(!version.resource_version.is_empty(), "{version:?}");
         kube.reset_request_log();
         let refused = lookup(
-            &secrets,
+            &source(Some(&default)),
             &tr("tenant-b", None),
-            Some(&default),
             &roma,
             &endpoint,
         )
@@ -324,9 +334,8 @@ mod tests {
         };
         assert!(message.contains("not available to namespace"), "{message}");
         let bad = lookup(
-            &secrets,
+            &source(None),
             &tr("data", Some("roma?x=1")),
-            None,
             &roma,
             &endpoint,
         )

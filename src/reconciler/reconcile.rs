@@ -169,7 +169,9 @@ impl Executor<'_> {
                     .map_err(|refusal| refusal.to_string()),
             ),
             Effect::TakeTurn(target) => self.take_turn(&target),
-            Effect::ReadCredentials(endpoint) => self.read_credentials(&endpoint).await,
+            Effect::ReadCredentials { endpoint, fresh } => {
+                self.read_credentials(&endpoint, fresh).await
+            }
             Effect::Write(update) => self.write(update).await,
             Effect::Claim(status) => self.claim(status).await,
             effect
@@ -270,10 +272,14 @@ impl Executor<'_> {
         }
     }
 
-    async fn read_credentials(&mut self, endpoint: &Endpoint) -> Learned {
+    async fn read_credentials(&mut self, endpoint: &Endpoint, fresh: bool) -> Learned {
         let ctx = self.ctx;
-        let secret = ctx.default_secret.as_ref();
-        match credentials::lookup(&ctx.secrets, self.tr, secret, &ctx.roma, endpoint).await {
+        let source = credentials::Source {
+            secrets: &ctx.secrets,
+            default: ctx.default_secret.as_ref(),
+            fresh,
+        };
+        match credentials::lookup(&source, self.tr, &ctx.roma, endpoint).await {
             Ok(lookup) => Learned::Credentials(lookup),
             Err(source) => self.failed(Error::Kube {
                 context: "reading the credentials Secret",

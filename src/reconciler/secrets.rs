@@ -67,16 +67,19 @@ impl Secrets {
         slot
     }
 
-    /// The Secret `namespace/name`, or `None` when it does not exist.
+    /// The Secret `namespace/name`, or `None` when it does not exist; `fresh` reads it past
+    /// the cache (and keeps what it read).
     pub async fn get(
         &self,
         namespace: &str,
         name: &str,
+        fresh: bool,
     ) -> Result<Option<Arc<Secret>>, kube::Error> {
         let key = (namespace.to_owned(), name.to_owned());
         let slot = self.slot(&key);
         let mut cached = slot.lock().await;
         if let Some((read, secret)) = cached.as_ref()
+            && !fresh
             && read.elapsed() < self.ttl
         {
             return Ok(Some(Arc::clone(secret)));

@@ -10,7 +10,7 @@
 //! | an attempt is due | [`Effect::ResolveEndpoint`] |
 //! | the endpoint is refused (3.3) | [`Effect::Write`] `Failed`/`InvalidSpec` |
 //! | stopping, nothing claimed | done: nothing new is claimed or called |
-//! | the endpoint | [`Effect::ReadCredentials`] (through the Secret cache) |
+//! | the endpoint | [`Effect::ReadCredentials`] (through the Secret cache, past it while `Pending`) |
 //! | no usable Secret (3.3), or the version the gateway rejected | [`Effect::Write`] `Pending`, or wait |
 //! | the namespace's ledger failed lately | requeue after its pause, no claim |
 //! | credentials | [`Effect::TakeTurn`] (limits); no turn yet: requeue |
@@ -233,7 +233,13 @@ pub enum Effect<'a> {
     TakeTurn(Target),
     /// Read the credentials Secret, for calls to this endpoint (a password Secret's IAM
     /// endpoint is checked against it).
-    ReadCredentials(Endpoint),
+    ReadCredentials {
+        /// Where the call would go.
+        endpoint: Endpoint,
+        /// Past the Secret cache: the object waits for its credentials to be fixed (`Pending`),
+        /// so a fixed Secret is seen at the next look, not a cache lifetime later.
+        fresh: bool,
+    },
     /// Write a status decided without a call, preconditioned on the object's resourceVersion.
     Write(Update),
     /// Write the claim, preconditioned on the resourceVersion the decision was made on.
@@ -474,7 +480,12 @@ fn before_claim<'a>(
         return Effect::Done(Next::AwaitChange);
     }
     let version = match &facts.credentials {
-        None => return Effect::ReadCredentials(endpoint.clone()),
+        None => {
+            return Effect::ReadCredentials {
+                endpoint: endpoint.clone(),
+                fresh: tr.current_phase() == Some(Phase::Pending),
+            };
+        }
         Some(Lookup::Missing(message)) => {
             let reason = Reason::CredentialsNotFound;
             return decided(

@@ -98,7 +98,7 @@ fn name(effect: &Effect<'_>) -> &'static str {
     match effect {
         Effect::ResolveEndpoint { .. } => "ResolveEndpoint",
         Effect::TakeTurn(_) => "TakeTurn",
-        Effect::ReadCredentials(_) => "ReadCredentials",
+        Effect::ReadCredentials { .. } => "ReadCredentials",
         Effect::Write(_) => "Write",
         Effect::Claim(_) => "Claim",
         Effect::Reserve { .. } => "Reserve",
@@ -145,7 +145,7 @@ fn walk(tr: &TaskReset, world: &World) -> Trace {
                     .map(|()| Endpoint::for_region("cn-north-4").expect("endpoint")),
             ),
             Effect::TakeTurn(_) => Learned::Turn(world.turn),
-            Effect::ReadCredentials(_) => match world.secret {
+            Effect::ReadCredentials { .. } => match world.secret {
                 Secret::Found => Learned::Credentials(Lookup::Found(
                     Credentials::Token(SecretString::from("token")),
                     secret_version("41"),
@@ -750,4 +750,28 @@ fn ready_message(status: &TaskResetStatus) -> &str {
         .iter()
         .find(|c| c.type_ == "Ready")
         .map_or("", |c| c.message.as_str())
+}
+
+#[test]
+fn an_object_waiting_for_its_credentials_reads_its_secret_past_the_cache() {
+    let fresh = |tr: &TaskReset| {
+        let mut facts = Facts::new(now(), 0.5);
+        facts.learn(Learned::Endpoint(Ok(
+            Endpoint::for_region("cn-north-4").expect("endpoint")
+        )));
+        match step(tr, &facts, now(), &policy()) {
+            Effect::ReadCredentials { fresh, .. } => fresh,
+            other => panic!("expected a Secret read, got {}", name(&other)),
+        }
+    };
+    assert!(!fresh(&due()), "a first attempt may use the cache");
+    let mut retrying = status(1, Phase::Retrying);
+    retrying.next_attempt_time = Some(Time(ts("2026-11-29T11:00:00Z")));
+    assert!(!fresh(&object(1, Some(retrying))));
+    let mut pending = status(1, Phase::Pending);
+    pending.next_attempt_time = Some(Time(ts("2026-11-29T11:00:00Z")));
+    assert!(
+        fresh(&object(1, Some(pending))),
+        "a fixed Secret is seen at the next look"
+    );
 }
