@@ -28,6 +28,9 @@ use kube::api::{Api, ObjectMeta, PostParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use serde::Deserialize;
 
+pub mod e2e;
+pub mod proxy;
+
 /// The namespace and ServiceAccount of the controller's identity (kubeconfig `controller`),
 /// as `deploy/` names them.
 pub const CONTROLLER_NAMESPACE: &str = "taskreset-system";
@@ -215,13 +218,17 @@ fn shared() -> Option<&'static Cluster> {
         .map(|l| &l.cluster)
 }
 
+/// The client configuration of `kubeconfig`.
+pub async fn client_config(kubeconfig: &Path) -> kube::Config {
+    let kubeconfig = Kubeconfig::read_from(kubeconfig).expect("kubeconfig");
+    kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
+        .await
+        .expect("config")
+}
+
 /// A client for `kubeconfig`.
 pub async fn client_from(kubeconfig: &Path) -> kube::Client {
-    let kubeconfig = Kubeconfig::read_from(kubeconfig).expect("kubeconfig");
-    let config = kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
-        .await
-        .expect("config");
-    kube::Client::try_from(config).expect("client")
+    kube::Client::try_from(client_config(kubeconfig).await).expect("client")
 }
 
 /// One test's view: a fresh namespace, an admin client, a scratch directory.
@@ -405,7 +412,21 @@ impl RealEnv {
         roma: &str,
         extra: &[&str],
     ) -> Proc {
-        let log_path = self.dir.join(format!("controller-{identity}.log"));
+        let name = format!("controller-{identity}");
+        self.spawn_named(&name, self.kubeconfig(identity), watch, roma, extra)
+    }
+
+    /// Like [`RealEnv::spawn_controller`], with any kubeconfig (e.g. one through a
+    /// [`proxy::Proxy`]), logging to `<name>.log`: for several controllers in one test.
+    pub fn spawn_named(
+        &self,
+        name: &str,
+        kubeconfig: &Path,
+        watch: Watch,
+        roma: &str,
+        extra: &[&str],
+    ) -> Proc {
+        let log_path = self.dir.join(format!("{name}.log"));
         let log = std::fs::File::create(&log_path).expect("log file");
         let namespace = match watch {
             Watch::ThisNamespace => vec!["--namespace", &self.ns],
@@ -423,7 +444,7 @@ impl RealEnv {
                 "0",
             ])
             .args(extra)
-            .env("KUBECONFIG", self.kubeconfig(identity))
+            .env("KUBECONFIG", kubeconfig)
             .env("RUST_LOG", "info,taskreset_controller=debug")
             .env_remove("POD_NAMESPACE")
             .stdin(Stdio::null())
@@ -600,5 +621,31 @@ impl Drop for Proc {
                     .join("\n")
             );
         }
+    }
+}
+
+impl Proc {
+    /// SIGTERM, then wait (at most 30 s) for the exit; its status.
+    pub async fn terminate(&mut self) -> std::process::ExitStatus {
+        let pid = self.child.id().to_string();
+        let sent = Command::new("kill").args(["-TERM", &pid]).status();
+        assert!(sent.is_ok_and(|s| s.success()), "kill -TERM {pid}");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{pid} still running 30 s after SIGTERM"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// SIGKILL, and reap it.
+    pub fn kill(&mut self) {
+        self.child.kill().expect("SIGKILL");
+        self.child.wait().expect("reap");
     }
 }
