@@ -1,7 +1,9 @@
 //! The end-to-end scenarios on a real kube-apiserver and etcd (issue 12, point 3), with the
-//! real controller binary, real kubectl and the ROMA simulator counting calls per task: a lost
-//! claim race, `kubectl replace --force`, suspend, notAfter, a Secret created late,
-//! `kubectl wait`, a SIGKILL mid-call, a leader killed, a SIGTERM hand-over.
+//! real controller binary (as its ServiceAccount, with exactly the RBAC of `deploy/`), real
+//! kubectl and the ROMA simulator counting calls per task: a lost claim race, `kubectl replace
+//! --force`, suspend, notAfter, a Secret created late, `kubectl wait`, a SIGKILL mid-call, a
+//! leader killed, a SIGTERM hand-over (the replicas on clusters of their own, on the Lease
+//! `deploy/` grants).
 //!
 //! Skipped, loudly, without Go (failing instead when `CI` is set); see tests/real_support.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -23,14 +25,14 @@ async fn a_lost_claim_race_makes_no_call() {
     let Some(s) = Scenario::new("claim-race").await else {
         return;
     };
-    let proxy = Proxy::start(s.env.kubeconfig("admin")).await;
+    let proxy = Proxy::start(s.env.kubeconfig("controller")).await;
     let hold = Rule::new(Fault::Hold(Duration::from_secs(2)))
         .method("PUT")
         .path("/taskresets/race/status")
         .body("\"Resetting\"")
         .times(1);
     proxy.add(hold);
-    let kubeconfig = proxy.kubeconfig(s.env.kubeconfig("admin"), &s.env.dir);
+    let kubeconfig = proxy.kubeconfig(s.env.kubeconfig("controller"), &s.env.dir);
     let ctl = s.controller_with("controller", &kubeconfig, &[]);
     let task = task();
     s.create("race", spec(&task, "r1")).await;
@@ -258,19 +260,18 @@ async fn a_sigkill_mid_call_ends_interrupted_with_no_second_call() {
 /// Lease once it expires and carries on; one call per generation throughout.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_leader_is_replaced_and_each_generation_calls_once() {
-    let Some(s) = Scenario::new("leader-kill").await else {
+    let Some(s) = Scenario::private("leader-kill").await else {
         return;
     };
-    let lease = "taskreset-e2e";
-    let mut replicas = [s.replica("a", lease, "3s"), s.replica("b", lease, "3s")];
-    let (leader, _) = s.new_holder(lease, None).await;
+    let mut replicas = [s.replica("a", "3s"), s.replica("b", "3s")];
+    let (leader, _) = s.new_holder(None).await;
     let task = task();
     s.create("led", spec(&task, "r1")).await;
     s.wait_phase("led", Phase::Succeeded, &[&replicas[0], &replicas[1]])
         .await;
     let index = usize::from(leader == "b");
     replicas[index].kill();
-    let (survivor, after) = s.new_holder(lease, Some(&leader)).await;
+    let (survivor, after) = s.new_holder(Some(&leader)).await;
     assert_ne!(survivor, leader);
     assert!(after < Duration::from_secs(15), "took {after:?}");
     let other = task.clone() + "0";
@@ -288,22 +289,18 @@ async fn a_killed_leader_is_replaced_and_each_generation_calls_once() {
         (2, 1),
         "one per generation"
     );
-    assert_eq!(
-        s.lease_holder(lease).await.as_deref(),
-        Some(survivor.as_str())
-    );
+    assert_eq!(s.lease_holder().await.as_deref(), Some(survivor.as_str()));
 }
 
 /// SIGTERM of the leader: it exits cleanly and releases the Lease, and the standby takes it
 /// at once, long before the Lease (15 s) would have expired, and resets.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_hands_the_lease_over_at_once() {
-    let Some(s) = Scenario::new("handover").await else {
+    let Some(s) = Scenario::private("handover").await else {
         return;
     };
-    let lease = "taskreset-e2e";
-    let mut replicas = [s.replica("a", lease, "15s"), s.replica("b", lease, "15s")];
-    let (leader, _) = s.new_holder(lease, None).await;
+    let mut replicas = [s.replica("a", "15s"), s.replica("b", "15s")];
+    let (leader, _) = s.new_holder(None).await;
     let task = task();
     s.create("before", spec(&task, "r1")).await;
     s.wait_phase("before", Phase::Succeeded, &[&replicas[0], &replicas[1]])
@@ -313,7 +310,7 @@ async fn sigterm_hands_the_lease_over_at_once() {
     let status = replicas[index].terminate().await;
     assert!(status.success(), "{status}:\n{}", replicas[index].log());
     assert!(replicas[index].log().contains("released the leader lease"));
-    let (survivor, _) = s.new_holder(lease, Some(&leader)).await;
+    let (survivor, _) = s.new_holder(Some(&leader)).await;
     let handover = stopped_at.elapsed();
     assert!(handover < Duration::from_secs(5), "took {handover:?}");
     let other = task.clone() + "0";

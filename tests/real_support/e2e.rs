@@ -11,7 +11,7 @@ use kube::api::{Api, Patch, PatchParams, PostParams};
 use taskreset_controller::api::{DateFrom, Phase, SecretReference, TaskReset, TaskResetSpec};
 use taskreset_simulators::roma::{RomaConfig, RomaHandle, RomaSimulator};
 
-use super::{Proc, RealEnv, Watch};
+use super::{CONTROLLER_NAMESPACE, Proc, RealEnv, Watch};
 
 /// The token the simulator accepts, held by the Secret [`SECRET`].
 pub const TOKEN: &str = "real-e2e-token-0001";
@@ -26,7 +26,11 @@ pub const SETTLE: Duration = Duration::from_millis(1500);
 /// timeout (so an interrupted claim expires in 5 s: 3 s plus the 2 s margin).
 pub const FAST: [&str; 4] = ["--credentials-wait-max", "1s", "--request-timeout", "3s"];
 
-/// One scenario: its namespace, the simulator, the TaskResets' API.
+/// The Lease of `deploy/`'s leader election, in [`CONTROLLER_NAMESPACE`].
+pub const LEASE: &str = "taskreset-controller";
+
+/// One scenario: its namespace, the simulator, the TaskResets' API; the controller runs as
+/// its ServiceAccount with the RBAC of `deploy/`.
 pub struct Scenario {
     pub env: RealEnv,
     pub roma: RomaHandle,
@@ -39,8 +43,15 @@ impl Scenario {
         Some(Self::on(RealEnv::new(test).await?).await)
     }
 
+    /// The same on a cluster of its own: for replicas, which share the one Lease `deploy/`
+    /// grants.
+    pub async fn private(test: &str) -> Option<Self> {
+        Some(Self::on(RealEnv::private(test).await?).await)
+    }
+
     /// The scenario on `env` (e.g. a private cluster).
     pub async fn on(env: RealEnv) -> Self {
+        env.shipped_rbac().await;
         let roma = RomaSimulator::start(RomaConfig::default())
             .await
             .expect("ROMA simulator");
@@ -50,9 +61,10 @@ impl Scenario {
         Self { env, roma, api }
     }
 
-    /// The controller as admin, watching this namespace, with [`FAST`] and `extra` flags.
+    /// The controller as its ServiceAccount, watching this namespace, with [`FAST`] and
+    /// `extra` flags.
     pub fn controller(&self, name: &str, extra: &[&str]) -> Proc {
-        self.controller_with(name, self.env.kubeconfig("admin"), extra)
+        self.controller_with(name, self.env.kubeconfig("controller"), extra)
     }
 
     /// The same, with another kubeconfig (e.g. through a fault proxy).
@@ -63,17 +75,16 @@ impl Scenario {
             .spawn_named(name, kubeconfig, Watch::ThisNamespace, &url, &flags)
     }
 
-    /// A replica under leader election on the Lease `lease` of this namespace.
-    pub fn replica(&self, id: &str, lease: &str, duration: &str) -> Proc {
-        let ns = self.env.ns.clone();
+    /// A replica under leader election on [`LEASE`], as `deploy/` runs it.
+    pub fn replica(&self, id: &str, duration: &str) -> Proc {
         self.controller(
             id,
             &[
                 "--leader-election",
                 "--lease-name",
-                lease,
+                LEASE,
                 "--lease-namespace",
-                &ns,
+                CONTROLLER_NAMESPACE,
                 "--lease-holder",
                 id,
                 "--lease-duration",
@@ -96,8 +107,8 @@ impl Scenario {
             .unwrap()
     }
 
-    /// Wait until `name` shows `phase` for its current generation; the logs of `procs` in
-    /// the failure message.
+    /// Wait until `name` shows `phase` for its current generation, and check that nothing was
+    /// forbidden to `procs` on the way (their logs are in the failure message).
     pub async fn wait_phase(&self, name: &str, phase: Phase, procs: &[&Proc]) -> TaskReset {
         let deadline = Instant::now() + WAIT;
         let mut last = None;
@@ -106,6 +117,11 @@ impl Scenario {
                 let current = tr.status.as_ref().and_then(|s| s.observed_generation)
                     == tr.metadata.generation;
                 if current && tr.current_phase() == Some(phase) {
+                    for proc in procs {
+                        // The shipped RBAC granted everything on the way.
+                        let log = proc.log().to_lowercase();
+                        assert!(!log.contains("forbidden"), "{}:\n{log}", proc.log.display());
+                    }
                     return tr;
                 }
                 last = tr.status;
@@ -128,11 +144,11 @@ impl Scenario {
             .count()
     }
 
-    /// The holder of the Lease `lease` in this namespace, if any.
-    pub async fn lease_holder(&self, lease: &str) -> Option<String> {
-        let leases: Api<Lease> = Api::namespaced(self.env.client.clone(), &self.env.ns);
+    /// The holder of [`LEASE`], if any.
+    pub async fn lease_holder(&self) -> Option<String> {
+        let leases: Api<Lease> = Api::namespaced(self.env.client.clone(), CONTROLLER_NAMESPACE);
         leases
-            .get_opt(lease)
+            .get_opt(LEASE)
             .await
             .unwrap()?
             .spec?
@@ -140,19 +156,19 @@ impl Scenario {
             .filter(|h| !h.is_empty())
     }
 
-    /// Wait until the Lease names a holder other than `not`; that holder, and how long it
+    /// Wait until [`LEASE`] names a holder other than `not`; that holder, and how long it
     /// took.
-    pub async fn new_holder(&self, lease: &str, not: Option<&str>) -> (String, Duration) {
+    pub async fn new_holder(&self, not: Option<&str>) -> (String, Duration) {
         let started = Instant::now();
         loop {
-            if let Some(holder) = self.lease_holder(lease).await
+            if let Some(holder) = self.lease_holder().await
                 && Some(holder.as_str()) != not
             {
                 return (holder, started.elapsed());
             }
             assert!(
                 started.elapsed() < WAIT,
-                "no new holder of {lease} (not {not:?})"
+                "no new holder of {LEASE} (not {not:?})"
             );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }

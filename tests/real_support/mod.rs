@@ -322,6 +322,22 @@ impl RealEnv {
             .expect("join")
     }
 
+    /// The RBAC of `deploy/` (cluster-wide: a ClusterRole for every TaskReset namespace, the
+    /// Lease Role in the controller's namespace), applied once per cluster.
+    pub async fn shipped_rbac(&self) {
+        static APPLIED: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
+        let cluster = self.cluster.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut applied = APPLIED.lock().unwrap_or_else(|e| e.into_inner());
+            if !applied.contains(&cluster.dir) {
+                apply_rbac_of(&cluster, "deploy");
+                applied.push(cluster.dir.clone());
+            }
+        })
+        .await
+        .expect("join");
+    }
+
     pub fn kubeconfig(&self, identity: &str) -> &Path {
         &self.cluster.kubeconfigs[identity]
     }
