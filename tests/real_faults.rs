@@ -20,6 +20,8 @@ mod plan;
 mod verify;
 
 use std::io::Write as _;
+
+use futures::StreamExt;
 use std::time::{Duration, Instant, SystemTime};
 
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
@@ -533,4 +535,54 @@ async fn leaks(
         }
     }
     found
+}
+
+/// The proxy itself: an untouched request reaches kube-apiserver as the client's own identity
+/// (the ServiceAccount is refused what its RBAC does not grant), a rule answers instead of the
+/// server or closes the connection, and a watch cut mid-stream ends at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_fault_proxy_passes_identities_through_and_injects_what_a_rule_says() {
+    let Some(env) = RealEnv::new("proxy").await else {
+        return;
+    };
+    env.shipped_rbac().await;
+    let proxy = Proxy::start(env.kubeconfig("admin")).await;
+    let through = proxy.kubeconfig(env.kubeconfig("controller"), &env.dir);
+    let client = real_support::client_from(&through).await;
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), &env.ns);
+    let api_error = |e: kube::Error| match e {
+        kube::Error::Api(status) => (status.code, status.message),
+        other => panic!("not an API error: {other:?}"),
+    };
+    let (code, message) = api_error(secrets.list(&ListParams::default()).await.unwrap_err());
+    assert_eq!(code, 403, "{message}");
+    assert!(message.contains("system:serviceaccount:taskreset-system:taskreset-controller"));
+    // (500: kube's client retries a 503 or a 429 by itself, and would hide it.)
+    proxy.add(Rule::new(Fault::Status(500)).path("/secrets/").times(1));
+    let (code, message) = api_error(secrets.get("absent").await.unwrap_err());
+    assert_eq!(
+        (code, message.as_str()),
+        (500, "injected by the fault proxy (500)")
+    );
+    // Its one turn is used: the server answers again.
+    assert_eq!(api_error(secrets.get("absent").await.unwrap_err()).0, 404);
+    proxy.add(Rule::new(Fault::Drop).times(1));
+    let dropped = secrets.get("absent").await.unwrap_err();
+    assert!(!matches!(dropped, kube::Error::Api(_)), "{dropped:?}");
+
+    let trs: Api<taskreset_controller::api::TaskReset> = Api::namespaced(client, &env.ns);
+    let params = kube::api::WatchParams::default().disable_bookmarks();
+    let mut watch = Box::pin(trs.watch(&params, "0").await.unwrap());
+    // Nothing happens on an open watch...
+    let idle = tokio::time::timeout(Duration::from_millis(500), watch.next()).await;
+    assert!(idle.is_err(), "{idle:?}");
+    // ... until it is cut: then it ends (with an error) at once.
+    proxy.drop_watches();
+    let cut = tokio::time::timeout(Duration::from_secs(5), watch.next()).await;
+    assert!(matches!(cut, Ok(None | Some(Err(_)))), "{cut:?}");
+    let seen = proxy.seen();
+    assert!(
+        seen.iter().any(|r| r.watch && r.status == Some(200)),
+        "{seen:?}"
+    );
 }

@@ -147,6 +147,9 @@ impl Proxy {
     pub async fn start(kubeconfig: &Path) -> Self {
         let mut config = super::client_config(kubeconfig).await;
         config.auth_info = kube::config::AuthInfo::default();
+        // The proxy passes every answer on; only its client retries (kube's default retries
+        // 429, 503 and 504 by itself).
+        config.default_retry = false;
         let upstream = kube::Client::try_from(config).expect("upstream client");
         let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
             .await
