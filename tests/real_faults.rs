@@ -46,7 +46,8 @@ const KNOBS: Knobs = Knobs {
     hang: Duration::from_millis(4500),
 };
 
-/// What happens to the cluster and the controller, seconds into the burst.
+/// What happens to the cluster and the controller, each so many seconds after the previous
+/// one is over (the first after the start of the burst).
 #[derive(Debug, Clone, Copy)]
 enum Blow {
     Kill,
@@ -55,10 +56,10 @@ enum Blow {
 
 const BLOWS: [(f64, Blow); 5] = [
     (1.5, Blow::Kill),
-    (3.0, Blow::Restart("restart-apiserver")),
-    (5.5, Blow::Kill),
-    (8.0, Blow::Restart("restart-etcd")),
-    (10.5, Blow::Kill),
+    (1.5, Blow::Restart("restart-apiserver")),
+    (2.5, Blow::Kill),
+    (2.5, Blow::Restart("restart-etcd")),
+    (2.5, Blow::Kill),
 ];
 
 macro_rules! report {
@@ -457,13 +458,14 @@ async fn burst(
         })
         .collect();
     let started = Instant::now();
+    let mut last_blow = started;
     let (mut blows, mut cuts, mut rotations, mut restarts) = (0, 0_u32, 0_u32, Vec::new());
     while blows < BLOWS.len() || done(&tracks) < OBJECTS {
         let left = OBJECTS - done(&tracks);
         assert!(started.elapsed() < DEADLINE, "{left} of {OBJECTS} not done");
         let t = started.elapsed().as_secs_f64();
-        if let Some((at, blow)) = BLOWS.get(blows).copied()
-            && t >= at
+        if let Some((gap, blow)) = BLOWS.get(blows).copied()
+            && last_blow.elapsed().as_secs_f64() >= gap
         {
             match blow {
                 Blow::Kill => ctl.kill_and_respawn(),
@@ -474,6 +476,7 @@ async fn burst(
                 }
             }
             blows += 1;
+            last_blow = Instant::now();
         }
         if t >= 3.0 * f64::from(cuts + 1) {
             proxy.drop_watches();
