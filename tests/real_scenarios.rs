@@ -185,7 +185,7 @@ async fn kubectl_wait_for_ready_returns_when_the_reset_succeeded() {
     let task = task();
     s.roma.script(
         &task,
-        vec![Step::delay(Duration::from_millis(2500), Step::Succeed)],
+        vec![Step::delay(Duration::from_secs(6), Step::Succeed)],
     );
     s.create("awaited", spec(&task, "r1")).await;
     let wait = |timeout: &'static str| {
@@ -197,7 +197,7 @@ async fn kubectl_wait_for_ready_returns_when_the_reset_succeeded() {
             timeout,
         ]
     };
-    let early = s.env.kubectl(&wait("1s")).await;
+    let early = s.env.kubectl(&wait("2s")).await;
     assert!(!early.status.success(), "Ready before the call answered");
     let out = s.env.ok(&wait("60s")).await;
     assert_eq!(out.trim(), "taskreset.fdi.roma.io/awaited condition met");
@@ -220,12 +220,14 @@ async fn a_sigkill_mid_call_ends_interrupted_with_no_second_call() {
         return;
     };
     let task = task();
-    // Held past the kill, well inside the 3 s request timeout of a controller left alive.
+    // Held past the kill, inside the request timeout of a controller left alive (3 s: an
+    // interrupted claim expires 3 s plus the 2 s margin after it was made).
+    let timeout = ["--request-timeout", "3s"];
     s.roma.script(
         &task,
         vec![Step::delay(Duration::from_millis(2500), Step::Succeed)],
     );
-    let mut first = s.controller("first", &[]);
+    let mut first = s.controller("first", &timeout);
     s.create("cut", spec(&task, "r1")).await;
     let deadline = Instant::now() + e2e::WAIT;
     while !first.log().contains("calling reset") {
@@ -237,7 +239,7 @@ async fn a_sigkill_mid_call_ends_interrupted_with_no_second_call() {
     first.kill();
     let claimed = s.api.get("cut").await.unwrap();
     assert_eq!(claimed.current_phase(), Some(Phase::Resetting));
-    let second = s.controller("second", &[]);
+    let second = s.controller("second", &timeout);
     let verdict = s.wait_phase("cut", Phase::Unknown, &[&second]).await;
     assert_eq!(ready_reason(&verdict), "Interrupted");
     let status = verdict.status.unwrap();
@@ -273,6 +275,7 @@ async fn a_killed_leader_is_replaced_and_each_generation_calls_once() {
     replicas[index].kill();
     let (survivor, after) = s.new_holder(Some(&leader)).await;
     assert_ne!(survivor, leader);
+    eprintln!("takeover {after:?} after the leader's SIGKILL (lease 3 s)");
     assert!(after < Duration::from_secs(15), "took {after:?}");
     let other = task.clone() + "0";
     s.create("after", spec(&other, "r1")).await;
@@ -312,6 +315,7 @@ async fn sigterm_hands_the_lease_over_at_once() {
     assert!(replicas[index].log().contains("released the leader lease"));
     let (survivor, _) = s.new_holder(Some(&leader)).await;
     let handover = stopped_at.elapsed();
+    eprintln!("hand-over {handover:?} after SIGTERM (lease 15 s)");
     assert!(handover < Duration::from_secs(5), "took {handover:?}");
     let other = task.clone() + "0";
     s.create("after", spec(&other, "r1")).await;

@@ -22,9 +22,8 @@ pub const INSTANCE: &str = "fae7ff6c-8e07-4cf8-9e67-589cab2f017c";
 pub const WAIT: Duration = Duration::from_secs(40);
 /// How long a controller that must do nothing is given to prove it.
 pub const SETTLE: Duration = Duration::from_millis(1500);
-/// Controller flags of the scenarios: quick retries of a missing Secret, a short request
-/// timeout (so an interrupted claim expires in 5 s: 3 s plus the 2 s margin).
-pub const FAST: [&str; 4] = ["--credentials-wait-max", "1s", "--request-timeout", "3s"];
+/// Controller flags of the scenarios: quick retries of a missing Secret.
+pub const FAST: [&str; 2] = ["--credentials-wait-max", "1s"];
 
 /// The Lease of `deploy/`'s leader election, in [`CONTROLLER_NAMESPACE`].
 pub const LEASE: &str = "taskreset-controller";
