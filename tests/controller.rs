@@ -487,7 +487,7 @@ async fn ledger_entries_expire_after_retention() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_malformed_object_gets_an_event_and_breaks_nothing() {
+async fn a_malformed_object_gets_a_failed_status_and_an_event_and_breaks_nothing() {
     let env = Env::new().await;
     // Loosen the installed CRD so the API server admits what the controller cannot read.
     let crds: kube::Api<k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition> =
@@ -538,6 +538,23 @@ async fn a_malformed_object_gets_an_event_and_breaks_nothing() {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    // The status says so too, for kubectl, kstatus and Argo CD; written once, not in a loop.
+    let read = raw.get_status("broken").await.unwrap();
+    let status = &read.data["status"];
+    assert_eq!(status["phase"], "Failed", "{status}");
+    assert_eq!(status["observedGeneration"], 1, "{status}");
+    let ready = status["conditions"]
+        .as_array()
+        .and_then(|c| c.iter().find(|c| c["type"] == "Ready"))
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(ready["reason"], "InvalidSpec", "{status}");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let later = raw.get_status("broken").await.unwrap();
+    assert_eq!(
+        later.metadata.resource_version, read.metadata.resource_version,
+        "the status of a malformed object is written once per generation"
+    );
     assert_eq!(env.calls(&task).len(), 1);
     assert_eq!(
         env.roma.calls().len(),

@@ -212,6 +212,30 @@ pub enum Phase {
 }
 
 impl Phase {
+    /// Every phase, in the order of the state machine.
+    pub const ALL: [Self; 7] = [
+        Self::Pending,
+        Self::Resetting,
+        Self::Retrying,
+        Self::Succeeded,
+        Self::Failed,
+        Self::Unknown,
+        Self::Suspended,
+    ];
+
+    /// The phase as written in the status, the docs and the logs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "Pending",
+            Self::Resetting => "Resetting",
+            Self::Retrying => "Retrying",
+            Self::Succeeded => "Succeeded",
+            Self::Failed => "Failed",
+            Self::Unknown => "Unknown",
+            Self::Suspended => "Suspended",
+        }
+    }
+
     /// Whether this phase ends a generation: no further call is ever made for it.
     pub fn is_terminal(self) -> bool {
         matches!(self, Self::Succeeded | Self::Failed | Self::Unknown)
@@ -220,7 +244,7 @@ impl Phase {
 
 impl fmt::Display for Phase {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Debug::fmt(self, f)
+        f.write_str(self.as_str())
     }
 }
 

@@ -319,6 +319,32 @@ mod tests {
         }
     }
 
+    /// Issue 13.2: every phase is what the status serialises, and docs/status.md has a row
+    /// for it in its phase table and lists it under `phase`.
+    #[test]
+    fn every_phase_is_documented_as_written() {
+        let docs = include_str!("../../docs/status.md");
+        let field = docs
+            .lines()
+            .find(|l| l.starts_with("| `phase` |"))
+            .unwrap_or_default();
+        for phase in crate::api::Phase::ALL {
+            let written = serde_json::to_value(phase).unwrap_or_default();
+            assert_eq!(written, phase.as_str(), "{phase:?}");
+            assert!(docs.contains(&format!("| `{phase}` |")), "no row for {phase}");
+            assert!(field.contains(&format!("`{phase}`")), "`phase` does not list {phase}");
+            match phase {
+                crate::api::Phase::Pending
+                | crate::api::Phase::Resetting
+                | crate::api::Phase::Retrying
+                | crate::api::Phase::Succeeded
+                | crate::api::Phase::Failed
+                | crate::api::Phase::Unknown
+                | crate::api::Phase::Suspended => {}
+            }
+        }
+    }
+
     /// Issue 15.6: `action: Reset` only where a reset call was made.
     #[test]
     fn actions_say_what_the_controller_did() {

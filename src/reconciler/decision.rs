@@ -120,7 +120,10 @@ pub enum Decision {
 /// generation (a new generation starts from nothing but the conditions' history).
 fn current_status(tr: &TaskReset) -> (i64, TaskResetStatus, bool) {
     let generation = tr.metadata.generation.unwrap_or(0);
-    let status = tr.status.clone().unwrap_or_default();
+    current_status_of(tr.status.clone().unwrap_or_default(), generation)
+}
+
+fn current_status_of(status: TaskResetStatus, generation: i64) -> (i64, TaskResetStatus, bool) {
     if status.observed_generation == Some(generation) {
         (generation, status, true)
     } else {
@@ -166,6 +169,11 @@ fn finish(
     status.completion_time = Some(Time(now));
     status.next_attempt_time = None;
     transition(status, generation, phase, reason, message, now)
+}
+
+/// A time for a message, to the second: `2026-11-29T12:00:05Z`, not nanoseconds.
+fn moment(t: Timestamp) -> Timestamp {
+    t.round(jiff::Unit::Second).unwrap_or(t)
 }
 
 fn until(later: Timestamp, now: Timestamp) -> Duration {
@@ -219,7 +227,7 @@ pub fn decide(tr: &TaskReset, now: Timestamp, policy: &Policy) -> Decision {
     {
         let message = format!(
             "spec.notAfter {} has passed: no call will be made for this generation",
-            not_after.0
+            moment(not_after.0)
         );
         return Decision::Write(terminal(status, generation, Reason::Expired, &message, now));
     }
@@ -269,8 +277,9 @@ fn claim_in_flight(
         return Decision::Wait(until(expiry, now));
     }
     let message = format!(
-        "attempt {} claimed at {claimed_at} recorded no result within {}s: the controller making the call stopped; the reset may or may not have run, and will not be repeated. Check the task in ROMA Connect, then set a new spec.runId to run it again",
+        "attempt {} claimed at {} recorded no result within {}s: the controller making the call stopped; the reset may or may not have run, and will not be repeated. Check the task in ROMA Connect, then set a new spec.runId to run it again",
         status.attempts.unwrap_or(0),
+        moment(claimed_at),
         policy.claim_expiry.as_secs()
     );
     Decision::Write(Update {
@@ -316,6 +325,32 @@ fn invalid_spec_update(
     now: Timestamp,
 ) -> Update {
     terminal(status, generation, Reason::InvalidSpec, message, now)
+}
+
+/// A stored object the controller cannot read as a TaskReset (written under an older or
+/// looser CRD): `Failed`/`InvalidSpec` for its generation, no call. `None` when its status
+/// already ends the generation or a claim of it is in flight (row 2: never rewritten), or it
+/// already says so. `current` is its status, if that much could be read.
+pub fn malformed(
+    current: Option<TaskResetStatus>,
+    generation: i64,
+    error: &str,
+    now: Timestamp,
+) -> Option<Update> {
+    let status = current.unwrap_or_default();
+    if status.observed_generation == Some(generation) {
+        let settled = status
+            .phase
+            .is_some_and(|p| p.is_terminal() || p == Phase::Resetting);
+        if settled {
+            return None;
+        }
+    }
+    let (_, status, _) = current_status_of(status, generation);
+    let message = format!(
+        "the object does not match the TaskReset schema and is skipped: {error}. Fix the spec (kubectl get -o yaml shows it), or delete the object"
+    );
+    Some(invalid_spec_update(status, generation, &message, now))
 }
 
 /// The spec passed validation but cannot be acted on (e.g. its endpoint is not allowed):
@@ -429,7 +464,7 @@ pub fn already_executed(tr: &TaskReset, entry: &Entry, now: Timestamp) -> Update
     );
     let message = format!(
         "this run (same namespace, name and spec) was already executed at {} by object uid {} generation {}: {outcome}{}. Set a new spec.runId to run it again",
-        entry.at,
+        moment(entry.at),
         entry.uid,
         entry.generation,
         entry
@@ -527,80 +562,13 @@ pub fn record(
     status.ambiguous_attempt = attempt
         .ambiguous_before
         .or((class == OutcomeClass::Ambiguous).then_some(n));
-    let retry_in = retry_allowed && n < policy.max_attempts;
-    let rerun_hint = "Check the task in ROMA Connect, then set a new spec.runId to run it again";
-    // (phase, reason, message, delay before the next attempt); the event's reason is the
-    // condition's.
-    let (phase, reason, message, retry_in) = match (class, attempt.ambiguous_before) {
-        (OutcomeClass::Succeeded, _) => (
-            Phase::Succeeded,
-            Reason::ResetSucceeded,
-            status.message.clone().unwrap_or_default(),
-            None,
-        ),
-        (OutcomeClass::CredentialsRejected, _) => {
-            status.rejected_credentials = attempt.credentials.clone();
-            let secret = attempt
-                .credentials
-                .as_ref()
-                .map_or_else(|| "the Secret".to_owned(), ToString::to_string);
-            (
-                Phase::Pending,
-                Reason::CredentialsRejected,
-                format!(
-                    "attempt {n}: the gateway rejected the credentials of {secret} ({detail}). No call is made with them again: fix the Secret; the controller reads it again at nextAttemptTime and calls once it has changed"
-                ),
-                Some(policy.credentials_rejected_retry),
-            )
-        }
-        (OutcomeClass::Retryable | OutcomeClass::Ambiguous, earlier) if retry_in => {
-            let delay = retry_delay(n, policy, jitter);
-            let earlier = earlier.map_or_else(String::new, |k| {
-                format!("; attempt {k} may have reset the task already")
-            });
-            (
-                Phase::Retrying,
-                Reason::RetryScheduled,
-                format!(
-                    "attempt {n} of {} failed ({detail}){earlier}; next attempt at {}",
-                    policy.max_attempts,
-                    after(now, delay)
-                ),
-                Some(delay),
-            )
-        }
-        (OutcomeClass::Ambiguous, _) => (
-            Phase::Unknown,
-            Reason::OutcomeUnknown,
-            format!(
-                "attempt {n} may or may not have reset the task ({detail}); it will not be repeated. {rerun_hint}"
-            ),
-            None,
-        ),
-        // "May have executed" is never downgraded: after an ambiguous attempt (retryPolicy
-        // Always), a rejected or exhausted run ends Unknown, not Failed.
-        (OutcomeClass::Rejected | OutcomeClass::Retryable, Some(k)) => (
-            Phase::Unknown,
-            Reason::OutcomeUnknown,
-            format!(
-                "attempt {n} did not execute ({detail}), but attempt {k} may have reset the task; it will not be repeated. {rerun_hint}"
-            ),
-            None,
-        ),
-        (OutcomeClass::Rejected, None) => {
-            (Phase::Failed, Reason::ResetFailed, detail.clone(), None)
-        }
-        (OutcomeClass::Retryable, None) => (
-            Phase::Failed,
-            Reason::RetriesExhausted,
-            if attempt.spec.retry_policy == RetryPolicy::Never {
-                format!("attempt {n} failed without executing ({detail}) and retryPolicy is Never")
-            } else {
-                format!("{n} attempts failed without executing; the last: {detail}")
-            },
-            None,
-        ),
-    };
+    // The next attempt's delay and time, if one is allowed.
+    let retry = (retry_allowed && n < policy.max_attempts).then(|| {
+        let delay = retry_delay(n, policy, jitter);
+        (delay, after(now, delay))
+    });
+    let (phase, reason, message, retry_in) =
+        outcome_row(&mut status, attempt, class, &detail, retry, policy);
     let status = match retry_in {
         Some(delay) => {
             status.next_attempt_time = Some(Time(after(now, delay)));
@@ -623,6 +591,92 @@ pub fn record(
     }
 }
 
+/// The row of DESIGN 3.5 an outcome falls in: (phase, reason, message, delay before the next
+/// attempt). `retry`: the next attempt's delay and time, when one is allowed. Sets
+/// `rejectedCredentials` on a 401.
+fn outcome_row(
+    status: &mut TaskResetStatus,
+    attempt: &Attempt,
+    class: OutcomeClass,
+    detail: &str,
+    retry: Option<(Duration, Timestamp)>,
+    policy: &Policy,
+) -> (Phase, Reason, String, Option<Duration>) {
+    let n = attempt.number;
+    let rerun_hint = "Check the task in ROMA Connect, then set a new spec.runId to run it again";
+    // (phase, reason, message, delay before the next attempt); the event's reason is the
+    // condition's.
+    match (class, attempt.ambiguous_before, retry) {
+        (OutcomeClass::Succeeded, _, _) => (
+            Phase::Succeeded,
+            Reason::ResetSucceeded,
+            status.message.clone().unwrap_or_default(),
+            None,
+        ),
+        (OutcomeClass::CredentialsRejected, _, _) => {
+            status.rejected_credentials = attempt.credentials.clone();
+            let secret = attempt
+                .credentials
+                .as_ref()
+                .map_or_else(|| "the Secret".to_owned(), ToString::to_string);
+            (
+                Phase::Pending,
+                Reason::CredentialsRejected,
+                format!(
+                    "attempt {n}: the gateway rejected the credentials of {secret} ({detail}). No call is made with them again: fix the Secret; the controller reads it again at nextAttemptTime and calls once it has changed"
+                ),
+                Some(policy.credentials_rejected_retry),
+            )
+        }
+        (OutcomeClass::Retryable | OutcomeClass::Ambiguous, earlier, Some((delay, at))) => {
+            let earlier = earlier.map_or_else(String::new, |k| {
+                format!("; attempt {k} may have reset the task already")
+            });
+            (
+                Phase::Retrying,
+                Reason::RetryScheduled,
+                format!(
+                    "attempt {n} of {} failed ({detail}){earlier}; next attempt at {}",
+                    policy.max_attempts,
+                    moment(at)
+                ),
+                Some(delay),
+            )
+        }
+        (OutcomeClass::Ambiguous, _, None) => (
+            Phase::Unknown,
+            Reason::OutcomeUnknown,
+            format!(
+                "attempt {n} may or may not have reset the task ({detail}); it will not be repeated. {rerun_hint}"
+            ),
+            None,
+        ),
+        // "May have executed" is never downgraded: after an ambiguous attempt (retryPolicy
+        // Always), a rejected or exhausted run ends Unknown, not Failed.
+        (OutcomeClass::Rejected, Some(k), _) | (OutcomeClass::Retryable, Some(k), None) => (
+            Phase::Unknown,
+            Reason::OutcomeUnknown,
+            format!(
+                "attempt {n} did not execute ({detail}), but attempt {k} may have reset the task; it will not be repeated. {rerun_hint}"
+            ),
+            None,
+        ),
+        (OutcomeClass::Rejected, None, _) => {
+            (Phase::Failed, Reason::ResetFailed, detail.to_owned(), None)
+        }
+        (OutcomeClass::Retryable, None, None) => (
+            Phase::Failed,
+            Reason::RetriesExhausted,
+            if attempt.spec.retry_policy == RetryPolicy::Never {
+                format!("attempt {n} failed without executing ({detail}) and retryPolicy is Never")
+            } else {
+                format!("{n} attempts failed without executing; the last: {detail}")
+            },
+            None,
+        ),
+    }
+}
+
 /// What the execution ledger records for an attempt that ended in `class`: `Succeeded`,
 /// `Unknown` when it (or an earlier attempt of the generation) may have executed, else
 /// `Failed` (provably not executed, so a later run may go ahead).
@@ -633,6 +687,24 @@ pub fn ledger_outcome(class: OutcomeClass, attempt: &Attempt) -> Phase {
         _ if attempt.ambiguous_before.is_some() => Phase::Unknown,
         _ => Phase::Failed,
     }
+}
+
+/// Whether a result (or a withdrawal) of the attempt that wrote `claim` may still replace
+/// `current` after a conflicting write: while `current` still describes that attempt, as its
+/// claim or as an `Interrupted` verdict on it (a result written later wins over `Interrupted`,
+/// DESIGN 3.6). Once the status moved on (another attempt, generation or verdict), it may not.
+pub fn still_describes(current: Option<&TaskResetStatus>, claim: &TaskResetStatus) -> bool {
+    let Some(status) = current else {
+        return false;
+    };
+    let interrupted = status.phase == Some(Phase::Unknown)
+        && status
+            .conditions
+            .iter()
+            .any(|c| c.type_ == "Ready" && c.reason == Reason::Interrupted.as_str());
+    status.observed_generation == claim.observed_generation
+        && status.attempts == claim.attempts
+        && (status.phase == Some(Phase::Resetting) || interrupted)
 }
 
 /// Copy the outcome's fields into `status` and describe it in one line.

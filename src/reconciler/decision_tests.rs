@@ -2,52 +2,12 @@
 
 use std::time::Duration;
 
-use jiff::Timestamp;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
 use super::*;
-use crate::api::{RetryPolicy, TaskReset, TaskResetStatus};
+use crate::api::{RetryPolicy, TaskResetStatus};
+use crate::reconciler::fixtures::*;
 use crate::roma::{OutcomeClass, ResetOutcome};
-
-fn ts(s: &str) -> Timestamp {
-    s.parse().expect("timestamp")
-}
-
-const NOW: &str = "2026-11-29T12:00:00Z";
-
-fn now() -> Timestamp {
-    ts(NOW)
-}
-
-fn object(generation: i64, status: Option<TaskResetStatus>) -> TaskReset {
-    let mut tr = TaskReset::new("orders-replay", crate::api::reference_spec());
-    tr.metadata.namespace = Some("data".into());
-    tr.metadata.generation = Some(generation);
-    tr.metadata.resource_version = Some("7".into());
-    tr.status = status;
-    tr
-}
-
-fn status(generation: i64, phase: Phase) -> TaskResetStatus {
-    TaskResetStatus {
-        observed_generation: Some(generation),
-        phase: Some(phase),
-        attempts: Some(1),
-        ..TaskResetStatus::default()
-    }
-}
-
-fn policy() -> Policy {
-    Policy {
-        max_attempts: 3,
-        claim_expiry: Duration::from_secs(90),
-        retry_base: Duration::from_secs(2),
-        retry_max: Duration::from_secs(60),
-        credentials_retry_min: Duration::from_secs(5),
-        credentials_retry_max: Duration::from_secs(300),
-        credentials_rejected_retry: Duration::from_secs(120),
-    }
-}
 
 fn write(decision: Decision) -> Update {
     match decision {
@@ -61,22 +21,6 @@ fn attempt_of(decision: Decision) -> Attempt {
         Decision::Attempt(attempt) => attempt,
         other => panic!("expected an attempt, got {other:?}"),
     }
-}
-
-fn ready(status: &TaskResetStatus) -> (&str, &str) {
-    let c = status
-        .conditions
-        .iter()
-        .find(|c| c.type_ == "Ready")
-        .expect("Ready condition");
-    (c.status.as_str(), c.reason.as_str())
-}
-
-fn has(status: &TaskResetStatus, type_: &str) -> bool {
-    status
-        .conditions
-        .iter()
-        .any(|c| c.type_ == type_ && c.status == "True")
 }
 
 // Row 1: suspend, notAfter.
@@ -252,16 +196,6 @@ fn recorded(
     attempt.number = number;
     let claimed = claim(&tr, &attempt, now());
     record(&claimed, &attempt, &outcome, class, now(), &policy(), 0.5)
-}
-
-fn http_error(status: u16, code: &str, message: &str, structured: bool) -> ResetOutcome {
-    ResetOutcome::HttpError {
-        http_status: status,
-        error_code: code.into(),
-        error_message: message.into(),
-        request_id: Some("req-1".into()),
-        structured,
-    }
 }
 
 #[test]
@@ -761,4 +695,63 @@ fn every_event_reason_is_the_ready_reason() {
     assert_eq!(never.note.expect("event").reason, Reason::RetriesExhausted);
     let unknown = recorded(timeout(), OutcomeClass::Ambiguous, RetryPolicy::Never, 1);
     assert_eq!(unknown.note.expect("event").reason, Reason::OutcomeUnknown);
+}
+
+#[test]
+fn messages_name_times_to_the_second() {
+    let precise = ts("2026-11-29T12:00:00.123456789Z");
+    let fractional = |message: &str| {
+        message
+            .split(|c: char| c.is_whitespace() || c == ';' || c == ',')
+            .any(|word| word.starts_with("2026-") && word.contains('.'))
+    };
+    // "next attempt at ..."
+    let tr = object(1, None);
+    let attempt = attempt_of(decide(&tr, precise, &policy()));
+    let claimed = claim(&tr, &attempt, precise);
+    let busy = http_error(503, "FDI.5000", "busy", true);
+    let class = crate::roma::classify(&busy);
+    let retry = record(&claimed, &attempt, &busy, class, precise, &policy(), 0.5);
+    // "claimed at ... recorded no result"
+    let mut stale = claimed.clone();
+    stale.last_attempt_time = Some(Time(ts("2026-11-29T10:00:00.987654321Z")));
+    let interrupted = write(decide(&object(1, Some(stale)), now(), &policy()));
+    // "already executed at ..."
+    let entry = crate::ledger::Entry {
+        uid: "uid-0".into(),
+        generation: 1,
+        attempt: 1,
+        at: precise,
+        outcome: Some(Phase::Succeeded),
+        detail: None,
+        base: None,
+        ambiguous_attempt: None,
+    };
+    let executed = already_executed(&tr, &entry, precise);
+    for update in [retry, interrupted, executed] {
+        let (_, reason) = ready(&update.status);
+        let message = &update.status.conditions[0].message;
+        assert!(message.contains("2026-11-29T1"), "{reason}: {message}");
+        assert!(!fractional(message), "{reason}: {message}");
+    }
+}
+
+#[test]
+fn a_malformed_object_fails_invalid_spec_once_and_never_over_a_settled_generation() {
+    let update = malformed(None, 1, "spec.projectId: invalid type", now()).expect("a status");
+    assert_eq!(update.status.phase, Some(Phase::Failed));
+    assert_eq!(update.status.observed_generation, Some(1));
+    assert_eq!(ready(&update.status), ("False", "InvalidSpec"));
+    assert!(update.status.conditions[0].message.contains("spec.projectId"));
+    assert_eq!(update.note.map(|n| n.reason), Some(Reason::InvalidSpec));
+    // Written once: the status it wrote settles the generation.
+    assert_eq!(malformed(Some(update.status), 1, "x", now()), None);
+    // A finished generation or a claim in flight is never rewritten (row 2, row 6).
+    for phase in [Phase::Succeeded, Phase::Unknown, Phase::Resetting] {
+        assert_eq!(malformed(Some(status(1, phase)), 1, "x", now()), None, "{phase}");
+    }
+    // A new generation that no longer reads is a new verdict.
+    let next = malformed(Some(status(1, Phase::Succeeded)), 2, "x", now()).expect("a status");
+    assert_eq!(next.status.observed_generation, Some(2));
+    assert_eq!(next.status.attempts, None, "a new generation starts from nothing");
 }

@@ -8,9 +8,12 @@ pub mod conditions;
 pub mod credentials;
 pub mod decision;
 pub mod events;
+#[cfg(test)]
+mod fixtures;
 mod leader;
 pub mod limits;
 mod reconcile;
+pub mod step;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -1,26 +1,26 @@
-//! Carrying out decisions: status writes, the claim, the call, the result, events.
+//! The executor: carries out the effects [`step`] asks for (status writes, the limiter, the
+//! Secret, the claim, the ledger, the call, events) and tells it what they learned.
 
+use std::ops::ControlFlow;
 use std::sync::Arc;
 use std::time::Duration;
 
 use jiff::Timestamp;
-use kube::api::PostParams;
+use kube::api::{ApiResource, DynamicObject, PostParams};
 use kube::core::DeserializeGuard;
 use kube::runtime::controller::Action;
 use kube::{Api, Resource, ResourceExt};
 use tracing::{debug, info, warn};
 
-use super::conditions::{Reason, trim_message};
-use super::credentials::{self, Lookup};
-use super::decision::{self, Attempt, Decision, Note, Update};
+use super::credentials;
+use super::decision::{self, Note, Update};
 use super::limits::{CallPermit, Target, Waiter};
+use super::step::{
+    Answer, CONFLICT_REQUEUE, Called, Claim, Effect, Facts, Learned, Next, Turn, step,
+};
 use super::{Context, Error, FIELD_MANAGER};
-use crate::api::{Phase, RetryPolicy, TaskReset, TaskResetStatus};
-use crate::ledger::{RunKey, Runner, Verdict};
-use crate::roma::{Credentials, Endpoint, ResetRequest, classify};
-
-/// How soon to look again after losing an optimistic-lock race.
-const CONFLICT_REQUEUE: Duration = Duration::from_secs(1);
+use crate::api::{TaskReset, TaskResetStatus};
+use crate::roma::{Credentials, ResetRequest, classify};
 /// How long the result write is retried on API errors before giving up (the claim then
 /// expires into `Interrupted`, which is truthful).
 const RESULT_WRITE_PATIENCE: Duration = Duration::from_secs(30);
@@ -33,21 +33,61 @@ pub async fn reconcile(
     ctx.metrics.reconciled();
     match &obj.0 {
         Ok(tr) => reconcile_task_reset(tr, &ctx).await,
-        Err(invalid) => {
-            warn!(taskreset = %super::object_name(&invalid.metadata), error = %invalid.error, "malformed TaskReset skipped");
-            let reference = obj.object_ref(&());
-            let note = Note {
-                warning: true,
-                reason: Reason::InvalidSpec,
-                message: trim_message(&format!(
-                    "the object does not match the TaskReset schema and is skipped: {}",
-                    invalid.error
-                )),
-            };
-            publish(&ctx, &reference, &note).await;
-            Ok(Action::await_change())
+        Err(invalid) => malformed(&invalid.metadata, &invalid.error, &ctx).await,
+    }
+}
+
+/// A stored object that does not read as a TaskReset: its status says so (once per
+/// generation, preconditioned like every status write), and an event; never a call.
+async fn malformed(
+    meta: &kube::api::ObjectMeta,
+    error: &str,
+    ctx: &Context,
+) -> Result<Action, Error> {
+    warn!(taskreset = %super::object_name(meta), %error, "malformed TaskReset skipped");
+    let resource = ApiResource::erase::<TaskReset>(&());
+    let api: Api<DynamicObject> = match meta.namespace.as_deref() {
+        Some(ns) => Api::namespaced_with(ctx.client.clone(), ns, &resource),
+        None => Api::all_with(ctx.client.clone(), &resource),
+    };
+    let name = meta.name.clone().unwrap_or_default();
+    let mut current = match api.get_status(&name).await {
+        Ok(current) => current,
+        Err(e) if is_status(&e, 404) => return Ok(Action::await_change()),
+        Err(source) => {
+            let context = "reading a malformed object";
+            return Err(Error::Kube { context, source });
+        }
+    };
+    let status = current
+        .data
+        .get("status")
+        .and_then(|s| serde_json::from_value::<TaskResetStatus>(s.clone()).ok());
+    let generation = current.metadata.generation.unwrap_or(0);
+    let Some(update) = decision::malformed(status, generation, error, Timestamp::now()) else {
+        return Ok(Action::await_change());
+    };
+    let params = PostParams {
+        dry_run: false,
+        field_manager: Some(FIELD_MANAGER.to_owned()),
+    };
+    current.metadata.managed_fields = None;
+    // A status is plain data: serialising it cannot fail.
+    current.data["status"] = serde_json::to_value(&update.status).unwrap_or_default();
+    match api.replace_status(&name, &params, &current).await {
+        Ok(_) => {}
+        Err(e) if is_status(&e, 409) => return Ok(Action::requeue(CONFLICT_REQUEUE)),
+        Err(e) if is_status(&e, 404) => return Ok(Action::await_change()),
+        Err(source) => {
+            let context = "writing the status of a malformed object";
+            return Err(Error::Kube { context, source });
         }
     }
+    log_decision(&update);
+    if let Some(note) = &update.note {
+        publish(ctx, &current.object_ref(&resource), note).await;
+    }
+    Ok(Action::await_change())
 }
 
 /// What the controller does after a failed reconcile: back off and look again.
@@ -63,18 +103,238 @@ pub fn error_policy(
 
 #[tracing::instrument(skip_all, fields(taskreset = %super::object_name(&tr.metadata), generation = tr.metadata.generation.unwrap_or(0)))]
 async fn reconcile_task_reset(tr: &TaskReset, ctx: &Context) -> Result<Action, Error> {
-    match decision::decide(tr, Timestamp::now(), &ctx.policy) {
-        Decision::Idle => Ok(Action::await_change()),
-        Decision::Wait(delay) => Ok(requeue(Some(delay))),
-        Decision::Write(update) => apply(tr, update, ctx).await,
-        Decision::Attempt(attempt) => attempt_reset(tr, attempt, ctx).await,
+    let mut facts = Facts::new(Timestamp::now(), fastrand::f64());
+    let mut run = Executor {
+        ctx,
+        tr,
+        permit: None,
+        error: None,
+    };
+    // Each effect fills one slot of the facts, and `step` never asks for a filled one.
+    for _ in 0..MAX_EFFECTS {
+        facts.stopping = ctx.stop.is_cancelled();
+        let effect = step(tr, &facts, Timestamp::now(), &ctx.policy);
+        match run.carry_out(effect, &facts).await {
+            ControlFlow::Continue(learned) => facts.learn(learned),
+            ControlFlow::Break(next) => return run.finish(next),
+        }
+    }
+    warn!("the reconcile did not settle; looking again later");
+    Ok(Action::requeue(Duration::from_secs(5)))
+}
+
+/// More effects than a reconcile can need (one per slot of [`Facts`]).
+const MAX_EFFECTS: usize = 16;
+
+/// Carries out the effects [`step`] asks for, for one object in one reconcile.
+struct Executor<'a> {
+    ctx: &'a Context,
+    tr: &'a TaskReset,
+    /// The limiter's permit, from [`Effect::TakeTurn`] to the end of [`Effect::Call`].
+    permit: Option<CallPermit>,
+    /// The error of the effect that failed ([`Learned::Failed`]).
+    error: Option<Error>,
+}
+
+impl Executor<'_> {
+    fn finish(&mut self, next: Next) -> Result<Action, Error> {
+        match next {
+            Next::AwaitChange => Ok(Action::await_change()),
+            Next::Requeue(delay) => Ok(Action::requeue(delay.max(Duration::from_millis(50)))),
+            // `Fail` follows `Learned::Failed`, which always comes with the error.
+            Next::Fail => self
+                .error
+                .take()
+                .map_or_else(|| Ok(Action::requeue(Duration::from_secs(5))), Err),
+        }
+    }
+
+    /// Keep `error` for the end of the reconcile.
+    fn failed(&mut self, error: Error) -> Learned {
+        self.error = Some(error);
+        Learned::Failed
+    }
+
+    /// Carry out `effect`: what it learned, or how the reconcile ends.
+    async fn carry_out(&mut self, effect: Effect<'_>, facts: &Facts) -> ControlFlow<Next, Learned> {
+        let ctx = self.ctx;
+        ControlFlow::Continue(match effect {
+            Effect::Done(next) => return ControlFlow::Break(next),
+            Effect::ResolveEndpoint { endpoint, region } => Learned::Endpoint(
+                ctx.endpoints
+                    .resolve(endpoint.as_ref(), region.as_deref())
+                    .map_err(|refusal| refusal.to_string()),
+            ),
+            Effect::TakeTurn(target) => self.take_turn(&target),
+            Effect::ReadCredentials => self.read_credentials().await,
+            Effect::Write(update) => self.write(update).await,
+            Effect::Claim(status) => self.claim(status).await,
+            effect
+            @ (Effect::Reserve { .. } | Effect::Release { .. } | Effect::Complete { .. }) => {
+                self.ledger(effect).await
+            }
+            Effect::Withdraw {
+                claimed,
+                claim,
+                status,
+            } => Learned::Withdrawn(record_result(ctx, claimed.clone(), claim, &status).await),
+            Effect::Call {
+                request,
+                credentials,
+            } => {
+                let attempt = facts.claim.as_ref().and_then(|c| c.status.attempts);
+                Learned::Called(self.call(&request, credentials, attempt).await)
+            }
+            Effect::Record {
+                claimed,
+                claim,
+                update,
+            } => {
+                match &facts.called {
+                    Some(called) => log_answer(claim, called, &update),
+                    None => log_decision(&update),
+                }
+                record_result(ctx, claimed.clone(), claim, &update.status).await;
+                Learned::Recorded(update)
+            }
+            Effect::Publish(note) => {
+                publish(ctx, &self.tr.object_ref(&()), &note).await;
+                Learned::Published
+            }
+        })
+    }
+
+    /// The ledger's effects: reserve (a failure fails the reconcile), release and complete (a
+    /// failure is logged: the entry stays open, which reads as ambiguous).
+    async fn ledger(&mut self, effect: Effect<'_>) -> Learned {
+        let ctx = self.ctx;
+        let (ledger, now) = (&ctx.ledger, Timestamp::now());
+        match effect {
+            Effect::Reserve { key, runner } => match ledger.reserve(&key, &runner, now).await {
+                Ok(reservation) => Learned::Reserved(reservation),
+                Err(error) => self.failed(error.into()),
+            },
+            Effect::Release {
+                key,
+                runner,
+                replaced,
+            } => {
+                let released = ledger.release(&key, &runner, replaced, now);
+                let meaning =
+                    "could not release the ledger reservation; the run reads as ambiguous";
+                logged(released.await, meaning);
+                Learned::Released
+            }
+            Effect::Complete {
+                key,
+                runner,
+                outcome,
+                detail,
+            } => {
+                let completed = ledger.complete(&key, &runner, outcome, detail, now);
+                logged(
+                    completed.await,
+                    "could not complete the ledger entry; it stays ambiguous",
+                );
+                Learned::Completed
+            }
+            // `carry_out` sends only the ledger's effects here.
+            _ => Learned::Failed,
+        }
+    }
+
+    /// Waiting for a turn holds no reconcile slot: the object is looked at again when told.
+    fn take_turn(&mut self, target: &Target) -> Learned {
+        let waiter = Waiter {
+            namespace: self.tr.metadata.namespace.clone().unwrap_or_default(),
+            name: self.tr.name_any(),
+        };
+        let now = tokio::time::Instant::now();
+        match self.ctx.limits.try_acquire(&waiter, target, now) {
+            Ok(permit) => {
+                self.permit = Some(permit);
+                Learned::Turn(Turn::Granted)
+            }
+            Err(wait) => Learned::Turn(Turn::Wait(wait)),
+        }
+    }
+
+    async fn read_credentials(&mut self) -> Learned {
+        let ctx = self.ctx;
+        match credentials::lookup(&ctx.client, self.tr, ctx.default_secret.as_ref()).await {
+            Ok(lookup) => Learned::Credentials(lookup),
+            Err(source) => self.failed(Error::Kube {
+                context: "reading the credentials Secret",
+                source,
+            }),
+        }
+    }
+
+    async fn write(&mut self, update: Update) -> Learned {
+        match answer(write_status(self.ctx, self.tr, &update.status).await) {
+            Ok(answer) => {
+                if matches!(answer, Answer::Written(_)) {
+                    log_decision(&update);
+                }
+                Learned::Written(update, answer)
+            }
+            Err(source) => self.failed(Error::Kube {
+                context: "writing the status",
+                source,
+            }),
+        }
+    }
+
+    async fn claim(&mut self, status: TaskResetStatus) -> Learned {
+        match answer(write_status(self.ctx, self.tr, &status).await) {
+            Ok(answer) => {
+                if answer == Answer::Conflict {
+                    debug!("claim lost to a concurrent writer; looking again");
+                }
+                Learned::Claimed(Claim { status, answer })
+            }
+            Err(source) => self.failed(Error::Kube {
+                context: "writing the claim",
+                source,
+            }),
+        }
+    }
+
+    async fn call(
+        &mut self,
+        request: &ResetRequest,
+        credentials: &Credentials,
+        attempt: Option<u32>,
+    ) -> Called {
+        let ctx = self.ctx;
+        if let Some(permit) = self.permit.as_mut() {
+            permit.calling();
+        }
+        info!(attempt = attempt.unwrap_or(0), endpoint = %request.endpoint, task = %request.task_id, "calling reset");
+        let timer = ctx.metrics.call_started();
+        let outcome = ctx.roma.reset_until(request, credentials, &ctx.stop).await;
+        // The call is over: its slot and its target are free while the result is recorded.
+        self.permit = None;
+        let class = classify(&outcome);
+        timer.finish(class.as_str());
+        Called { outcome, class }
     }
 }
 
-fn requeue(after: Option<Duration>) -> Action {
-    match after {
-        Some(delay) => Action::requeue(delay.max(Duration::from_millis(50))),
-        None => Action::await_change(),
+/// A ledger failure the reconcile goes on after: logged, with what it means.
+fn logged(result: Result<(), crate::ledger::LedgerError>, meaning: &'static str) {
+    if let Err(error) = result {
+        warn!(%error, "{meaning}");
+    }
+}
+
+/// A status write's answer: written, or the conflict or deletion [`step`] reacts to.
+fn answer(result: Result<TaskReset, kube::Error>) -> Result<Answer, kube::Error> {
+    match result {
+        Ok(obj) => Ok(Answer::Written(Box::new(obj))),
+        Err(e) if is_status(&e, 409) => Ok(Answer::Conflict),
+        Err(e) if is_status(&e, 404) => Ok(Answer::Gone),
+        Err(e) => Err(e),
     }
 }
 
@@ -89,307 +349,36 @@ fn log_decision(update: &Update) {
     );
 }
 
-/// Write a status decided without a call; a lost race just looks again.
-async fn apply(tr: &TaskReset, update: Update, ctx: &Context) -> Result<Action, Error> {
-    match write_status(ctx, tr, &update.status).await {
-        Ok(_) => {
-            if let Some(note) = &update.note {
-                publish(ctx, &tr.object_ref(&()), note).await;
-            }
-            log_decision(&update);
-            Ok(requeue(update.requeue))
-        }
-        Err(e) if is_status(&e, 409) => Ok(Action::requeue(CONFLICT_REQUEUE)),
-        Err(e) if is_status(&e, 404) => Ok(Action::await_change()),
-        Err(source) => Err(Error::Kube {
-            context: "writing the status",
-            source,
-        }),
-    }
-}
-
-/// Carry out a decision made without a call after the credentials were read.
-async fn carry_out(tr: &TaskReset, decision: Decision, ctx: &Context) -> Result<Action, Error> {
-    match decision {
-        Decision::Write(update) => apply(tr, update, ctx).await,
-        Decision::Wait(delay) => Ok(requeue(Some(delay))),
-        Decision::Idle | Decision::Attempt(_) => Ok(Action::await_change()),
-    }
-}
-
-/// Nothing more this term: the stop signal came or the lease was lost. The next leader (or
-/// this process's next term) lists the object again.
-fn stopped() -> Action {
-    debug!("stopping: nothing new is claimed or called");
-    Action::await_change()
-}
-
-async fn attempt_reset(
-    tr: &TaskReset,
-    mut attempt: Attempt,
-    ctx: &Context,
-) -> Result<Action, Error> {
-    let endpoint = match ctx.endpoints.resolve(
-        attempt.spec.endpoint.as_ref(),
-        attempt.spec.region.as_deref(),
-    ) {
-        Ok(endpoint) => endpoint,
-        Err(err) => {
-            let update = decision::invalid_spec(tr, &err.to_string(), Timestamp::now());
-            return apply(tr, update, ctx).await;
-        }
-    };
-    let target = Target {
-        endpoint: endpoint.to_string(),
-        project_id: attempt.spec.project_id.clone(),
-        instance_id: attempt.spec.instance_id.clone(),
-        task_id: attempt.spec.task_id.clone(),
-    };
-    if ctx.stop.is_cancelled() {
-        return Ok(stopped());
-    }
-    // Waiting for a turn holds no reconcile slot: ask again when told.
-    let waiter = Waiter {
-        namespace: tr.metadata.namespace.clone().unwrap_or_default(),
-        name: tr.name_any(),
-    };
-    let mut permit = match ctx
-        .limits
-        .try_acquire(&waiter, &target, tokio::time::Instant::now())
-    {
-        Ok(permit) => permit,
-        Err(wait) => return Ok(Action::requeue(wait)),
-    };
-    // Read only with a permit in hand: objects waiting for their turn cost no API request.
-    let credentials = match credentials::lookup(&ctx.client, tr, ctx.default_secret.as_ref())
-        .await
-        .map_err(|source| Error::Kube {
-            context: "reading the credentials Secret",
-            source,
-        })? {
-        Lookup::Found(credentials, version) => {
-            // A version of the Secret the gateway already rejected is never called with again.
-            if let Some(wait) =
-                decision::credentials_found(tr, &version, Timestamp::now(), &ctx.policy)
-            {
-                return carry_out(tr, wait, ctx).await;
-            }
-            attempt.credentials = Some(version);
-            credentials
-        }
-        Lookup::Missing(message) => {
-            let reason = Reason::CredentialsNotFound;
-            let wait =
-                decision::credentials_missing(tr, reason, &message, Timestamp::now(), &ctx.policy);
-            return carry_out(tr, wait, ctx).await;
-        }
-        Lookup::Invalid(message) => {
-            let reason = Reason::CredentialsInvalid;
-            let wait =
-                decision::credentials_missing(tr, reason, &message, Timestamp::now(), &ctx.policy);
-            return carry_out(tr, wait, ctx).await;
-        }
-    };
-    if ctx.stop.is_cancelled() {
-        return Ok(stopped());
-    }
-
-    // The claim: written with the resourceVersion the decision was made on, so a concurrent
-    // writer (another replica, an overlapping leader) makes this fail and no call happens.
-    let claimed = decision::claim(tr, &attempt, Timestamp::now());
-    let claimed_obj = match write_status(ctx, tr, &claimed).await {
-        Ok(obj) => obj,
-        Err(e) if is_status(&e, 409) => {
-            debug!("claim lost to a concurrent writer; looking again");
-            return Ok(Action::requeue(CONFLICT_REQUEUE));
-        }
-        Err(e) if is_status(&e, 404) => return Ok(Action::await_change()),
-        Err(source) => {
-            return Err(Error::Kube {
-                context: "writing the claim",
-                source,
-            });
-        }
-    };
-    // The signal came while the claim was being written: take it back; no call.
-    if ctx.stop.is_cancelled() {
-        withdraw_claim(ctx, &claimed_obj, &attempt, tr.status.clone()).await;
-        return Ok(stopped());
-    }
-
-    // Then the ledger entry, on the claim's resourceVersion: a call is never made without
-    // one, and a run that may already have executed is not made again.
-    let key = RunKey::of(tr, &attempt.spec);
-    let runner = Runner {
-        uid: tr.metadata.uid.clone().unwrap_or_default(),
-        generation: attempt.generation,
-        attempt: attempt.number,
-        base: claimed_obj
-            .metadata
-            .resource_version
-            .clone()
-            .unwrap_or_default(),
-        retries_ambiguous: attempt.spec.retry_policy == RetryPolicy::Always,
-        retry_of: attempt.retry_of,
-    };
-    let reservation = match ctx.ledger.reserve(&key, &runner, Timestamp::now()).await {
-        Ok(reservation) => reservation,
-        Err(error) => {
-            withdraw_claim(ctx, &claimed_obj, &attempt, tr.status.clone()).await;
-            return Err(error.into());
-        }
-    };
-    attempt.ambiguous_before = match reservation.verdict {
-        Verdict::AlreadyExecuted(entry) => {
-            // Replaces the claim, with the same patience as a call's result.
-            let update = decision::already_executed(tr, &entry, Timestamp::now());
-            record_result(ctx, claimed_obj, &attempt, &update).await;
-            if let Some(note) = &update.note {
-                publish(ctx, &tr.object_ref(&()), note).await;
-            }
-            log_decision(&update);
-            return Ok(requeue(update.requeue));
-        }
-        Verdict::Proceed { ambiguous_attempt } => attempt.ambiguous_before.or(ambiguous_attempt),
-    };
-    if ctx.stop.is_cancelled() {
-        if !withdraw_claim(ctx, &claimed_obj, &attempt, tr.status.clone()).await {
-            // The claim stands: so does the reservation (the run reads as may-have-run).
-            return Ok(stopped());
-        }
-        let replaced = reservation.replaced;
-        if let Err(error) = ctx
-            .ledger
-            .release(&key, &runner, replaced, Timestamp::now())
-            .await
-        {
-            warn!(%error, "could not release the ledger reservation; the run reads as ambiguous");
-        }
-        return Ok(stopped());
-    }
-    let claim = Claimed {
-        attempt,
-        key,
-        runner,
-        status: claimed,
-        object: claimed_obj,
-    };
-    permit.calling();
-    Ok(call_and_record(ctx, tr, claim, endpoint, &credentials, permit).await)
-}
-
-/// An attempt whose claim landed: what the call and its records need.
-struct Claimed {
-    attempt: Attempt,
-    key: RunKey,
-    runner: Runner,
-    /// The claim as written.
-    status: TaskResetStatus,
-    /// The object as the claim left it (the result write's precondition).
-    object: TaskReset,
-}
-
-/// Make the call of a claimed attempt, then record its result in the status, the ledger and
-/// an event.
-async fn call_and_record(
-    ctx: &Context,
-    tr: &TaskReset,
-    claim: Claimed,
-    endpoint: Endpoint,
-    credentials: &Credentials,
-    permit: CallPermit,
-) -> Action {
-    let Claimed {
-        attempt,
-        key,
-        runner,
-        status,
-        object,
-    } = claim;
-    info!(attempt = attempt.number, endpoint = %endpoint, task = %attempt.spec.task_id, "calling reset");
-    let request = ResetRequest {
-        endpoint,
-        project_id: attempt.spec.project_id.clone(),
-        instance_id: attempt.spec.instance_id.clone(),
-        task_id: attempt.spec.task_id.clone(),
-        date_from_ms: attempt.spec.date_from_ms,
-    };
-    let timer = ctx.metrics.call_started();
-    let outcome = ctx.roma.reset_until(&request, credentials, &ctx.stop).await;
-    // The call is over: its slot and its target are free while the result is recorded.
-    drop(permit);
-    let class = classify(&outcome);
-    timer.finish(class.as_str());
-    let update = decision::record(
-        &status,
-        &attempt,
-        &outcome,
-        class,
-        Timestamp::now(),
-        &ctx.policy,
-        fastrand::f64(),
-    );
+/// One info line for a call's answer and the phase it leads to.
+fn log_answer(claim: &TaskResetStatus, called: &Called, update: &Update) {
+    let outcome = &called.outcome;
     info!(
-        attempt = attempt.number,
-        outcome = class.as_str(),
+        attempt = claim.attempts.unwrap_or(0),
+        outcome = called.class.as_str(),
         phase = update.status.phase.map(tracing::field::display),
         http_status = outcome.http_status(),
         error_code = outcome.error_code(),
         request_id = outcome.request_id(),
         "reset call answered"
     );
-    record_result(ctx, object, &attempt, &update).await;
-    let detail = update
-        .status
-        .message
-        .clone()
-        .or_else(|| update.status.error_message.clone());
-    let executed = decision::ledger_outcome(class, &attempt);
-    if let Err(error) = ctx
-        .ledger
-        .complete(&key, &runner, executed, detail, Timestamp::now())
-        .await
-    {
-        warn!(%error, "could not complete the ledger entry; it stays ambiguous");
-    }
-    if let Some(note) = &update.note {
-        publish(ctx, &tr.object_ref(&()), note).await;
-    }
-    requeue(update.requeue)
 }
 
-/// Put back the status the object had before `attempt`'s claim (`before`), on top of the
-/// claim (`claimed`), with the patience of a result write. Whether it worked; if not, the
-/// claim stands and expires into `Interrupted` (no call is made either way once the stop
-/// signal came).
-async fn withdraw_claim(
-    ctx: &Context,
-    claimed: &TaskReset,
-    attempt: &Attempt,
-    before: Option<TaskResetStatus>,
-) -> bool {
-    let update = Update {
-        status: before.unwrap_or_default(),
-        note: None,
-        requeue: None,
-    };
-    record_result(ctx, claimed.clone(), attempt, &update).await
-}
-
-/// Write the result of an attempt. A conflicting write (a label edit, an expired-claim
-/// `Interrupted` written by another replica) is re-read: the result still wins as long as the
-/// status describes the same attempt. API failures are retried for a while; if the result
-/// cannot be written, the claim expires into `Interrupted` later, which stays truthful.
+/// Write `status` in place of the claim `claim` (the result of its attempt, or the status
+/// from before it). A conflicting write (a label edit, an expired-claim `Interrupted` written
+/// by another replica) is re-read: the write still goes ahead while the status describes the
+/// same attempt ([`decision::still_describes`]). API failures are retried for a while; if
+/// the write cannot be made, the claim expires into `Interrupted` later, which stays
+/// truthful. Whether it was written.
 async fn record_result(
     ctx: &Context,
     mut base: TaskReset,
-    attempt: &Attempt,
-    update: &Update,
+    claim: &TaskResetStatus,
+    status: &TaskResetStatus,
 ) -> bool {
     let deadline = tokio::time::Instant::now() + RESULT_WRITE_PATIENCE;
     let mut pause = Duration::from_millis(200);
     loop {
-        let error = match write_status(ctx, &base, &update.status).await {
+        let error = match write_status(ctx, &base, status).await {
             Ok(_) => return true,
             Err(e) => e,
         };
@@ -407,10 +396,10 @@ async fn record_result(
         }
         let api = api_for(ctx, &base);
         match api.get_status(&base.name_any()).await {
-            Ok(fresh) if same_attempt(&fresh, attempt) => base = fresh,
+            Ok(fresh) if decision::still_describes(fresh.status.as_ref(), claim) => base = fresh,
             Ok(_) => {
                 warn!(
-                    attempt = attempt.number,
+                    attempt = claim.attempts.unwrap_or(0),
                     "the status moved on meanwhile; the result is only in the logs and events"
                 );
                 return false;
@@ -418,22 +407,6 @@ async fn record_result(
             Err(e) => debug!(error = %e, "re-reading before the result write failed"),
         }
     }
-}
-
-/// Whether `tr`'s status still describes `attempt`: its claim, or an `Interrupted` verdict on
-/// it that the real result should replace.
-fn same_attempt(tr: &TaskReset, attempt: &Attempt) -> bool {
-    let Some(status) = &tr.status else {
-        return false;
-    };
-    let interrupted = status.phase == Some(Phase::Unknown)
-        && status
-            .conditions
-            .iter()
-            .any(|c| c.type_ == "Ready" && c.reason == Reason::Interrupted.as_str());
-    status.observed_generation == Some(attempt.generation)
-        && status.attempts == Some(attempt.number)
-        && (status.phase == Some(Phase::Resetting) || interrupted)
 }
 
 fn api_for(ctx: &Context, tr: &TaskReset) -> Api<TaskReset> {
