@@ -325,3 +325,42 @@ async fn sigterm_hands_the_lease_over_at_once() {
     tokio::time::sleep(SETTLE).await;
     assert_eq!((s.calls(&task), s.calls(&other)), (1, 1));
 }
+
+/// A claim that lands but whose answer is lost (the connection closes after kube-apiserver
+/// wrote it): the controller cannot tell its claim from another replica's, so it calls
+/// nothing; once the claim expires it reads Unknown/Interrupted (DESIGN 3.6), with no call.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_claim_whose_answer_is_lost_expires_interrupted_without_a_call() {
+    let Some(s) = Scenario::new("claim-lost").await else {
+        return;
+    };
+    let proxy = Proxy::start(s.env.kubeconfig("controller")).await;
+    let lose = Rule::new(Fault::Lose)
+        .method("PUT")
+        .path("/taskresets/lost/status")
+        .body("\"Resetting\"")
+        .times(1);
+    proxy.add(lose);
+    let kubeconfig = proxy.kubeconfig(s.env.kubeconfig("controller"), &s.env.dir);
+    let timeout = ["--request-timeout", "3s"];
+    let ctl = s.controller_with("controller", &kubeconfig, &timeout);
+    let task = task();
+    s.create("lost", spec(&task, "r1")).await;
+    let verdict = s.wait_phase("lost", Phase::Unknown, &[&ctl]).await;
+    assert_eq!(ready_reason(&verdict), "Interrupted");
+    assert_eq!(verdict.status.unwrap().attempts, Some(1));
+    let lost: Vec<_> = proxy
+        .seen()
+        .into_iter()
+        .filter(|r| r.fault == Some(Fault::Lose))
+        .map(|r| r.status)
+        .collect();
+    assert_eq!(lost, [Some(200)], "the server wrote the claim");
+    tokio::time::sleep(SETTLE).await;
+    assert_eq!(
+        s.calls(&task),
+        0,
+        "nothing was called for a claim it could not own"
+    );
+    assert!(!ctl.log().contains("calling reset"));
+}

@@ -37,6 +37,9 @@ pub enum Fault {
     Drop,
     /// Hold the request this long, then let it through.
     Hold(Duration),
+    /// Let the request through, then close the connection instead of answering: the server
+    /// acted, the client cannot know.
+    Lose,
 }
 
 /// Which requests a rule applies to, and how often.
@@ -276,7 +279,7 @@ async fn forward(
             tokio::time::sleep(pause).await;
             Ok(None)
         }
-        None => Ok(None),
+        Some(Fault::Lose) | None => Ok(None),
     };
     let response = match answer {
         Err(dropped) => {
@@ -304,6 +307,9 @@ async fn forward(
     };
     seen.status = Some(response.status().as_u16());
     state.seen.lock().unwrap().push(seen);
+    if fault == Some(Fault::Lose) {
+        return Err(Dropped);
+    }
     Ok(response)
 }
 
