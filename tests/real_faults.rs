@@ -1,7 +1,8 @@
 //! Faults on the real thing (issue 12, point 3): a burst of TaskResets, two generations each,
 //! against a real kube-apiserver and etcd, the controller (the real binary, as its
 //! ServiceAccount with the RBAC of `deploy/`) talking to the server through a fault-injecting
-//! proxy (5xx, 409, 429, dropped connections, cut watches, latency), while the test restarts
+//! proxy (5xx, 409, 429, dropped connections, answers lost after the server acted, cut
+//! watches, latency), while the test restarts
 //! kube-apiserver, then etcd, and SIGKILLs the controller three times. The ROMA simulator
 //! plays the fault suite's scripts. The fault suite's own verifier
 //! (tests/fault_suite/verify.rs) judges the evidence: no second call for a generation, every
@@ -80,6 +81,17 @@ fn faults(proxy: &Proxy) {
     proxy.add(Rule::new(Fault::Status(500)).share(0.02));
     proxy.add(Rule::new(Fault::Status(429)).watch(false).share(0.02));
     proxy.add(Rule::new(Fault::Drop).watch(false).share(0.01));
+    // Answers lost after the server acted: ledger writes and result writes (a lost claim
+    // answer reads Interrupted without a kill: a scenario of its own).
+    proxy.add(
+        Rule::new(Fault::Lose)
+            .method("PUT")
+            .path("/configmaps/")
+            .share(0.05),
+    );
+    let result = Rule::new(Fault::Lose).method("PUT").path("/status");
+    proxy.add(result.clone().body("\"phase\":\"Succeeded\"").share(0.05));
+    proxy.add(result.body("\"phase\":\"Failed\"").share(0.05));
     proxy.add(Rule::new(Fault::Hold(Duration::from_millis(5))));
 }
 
@@ -363,11 +375,12 @@ fn summary(found: &verify::Findings) -> String {
     )
 }
 
-const PROXY_FAULTS: [Fault; 4] = [
+const PROXY_FAULTS: [Fault; 5] = [
     Fault::Status(409),
     Fault::Status(500),
     Fault::Status(429),
     Fault::Drop,
+    Fault::Lose,
 ];
 
 fn injected(proxy: &Proxy, fault: Fault) -> usize {

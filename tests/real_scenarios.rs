@@ -364,3 +364,54 @@ async fn a_claim_whose_answer_is_lost_expires_interrupted_without_a_call() {
     );
     assert!(!ctl.log().contains("calling reset"));
 }
+
+/// The ledger reservation lands but its answer is lost, and the writes after it fail: the
+/// controller must not leave its own reservation behind as a run that "may have executed".
+/// Nothing was called, so the generation still makes its one call and succeeds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reservation_whose_answer_is_lost_still_makes_its_one_call() {
+    let Some(s) = Scenario::new("reserve-lost").await else {
+        return;
+    };
+    let proxy = Proxy::start(s.env.kubeconfig("controller")).await;
+    // The first ledger write (creating the shard) lands unanswered; the 4 re-writes the ledger
+    // allows after a transient failure fail too.
+    proxy.add(
+        Rule::new(Fault::Lose)
+            .method("POST")
+            .path("/configmaps")
+            .times(1),
+    );
+    let failing = Rule::new(Fault::Status(500))
+        .method("PUT")
+        .path("/configmaps/");
+    proxy.add(failing.times(4));
+    let kubeconfig = proxy.kubeconfig(s.env.kubeconfig("controller"), &s.env.dir);
+    let ctl = s.controller_with("controller", &kubeconfig, &[]);
+    let task = task();
+    s.create("reserved", spec(&task, "r1")).await;
+    let deadline = Instant::now() + e2e::WAIT;
+    let tr = loop {
+        let tr = s.api.get("reserved").await.unwrap();
+        if tr.current_phase().is_some_and(Phase::is_terminal) {
+            break tr;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "not terminal: {:?}\n{}",
+            tr.status,
+            ctl.log()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let seen = proxy.seen();
+    let used = seen.iter().filter(|r| r.fault.is_some()).count();
+    assert_eq!(used, 5, "{seen:?}");
+    let status = tr.status.clone().unwrap();
+    assert_eq!(
+        (status.phase, ready_reason(&tr).as_str(), s.calls(&task)),
+        (Some(Phase::Succeeded), "ResetSucceeded", 1),
+        "{status:?}\n{}",
+        ctl.log()
+    );
+}
