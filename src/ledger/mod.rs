@@ -149,19 +149,46 @@ impl Ledger {
             verdict: Verdict::PROCEED,
             replaced: None,
         };
-        self.update(key, now, |entries| {
-            let data_key = key.data_key();
-            let existing = entries.get(&data_key);
-            reservation.verdict = verdict(existing, runner);
-            reservation.replaced = existing.cloned();
-            let Verdict::Proceed { ambiguous_attempt } = reservation.verdict else {
-                return false;
-            };
-            entries.insert(data_key, runner.reservation(now, ambiguous_attempt));
-            true
-        })
-        .await?;
-        Ok(reservation)
+        let written = self
+            .update(key, now, |entries| {
+                let data_key = key.data_key();
+                let existing = entries.get(&data_key);
+                reservation.verdict = verdict(existing, runner);
+                reservation.replaced = existing.cloned();
+                let Verdict::Proceed { ambiguous_attempt } = reservation.verdict else {
+                    return false;
+                };
+                entries.insert(data_key, runner.reservation(now, ambiguous_attempt));
+                true
+            })
+            .await;
+        let Err(error) = written else {
+            return Ok(reservation);
+        };
+        // A write can land with its answer lost, and every retry fail after it: then the
+        // reservation is in the ledger. Left there it would read as a run that may have
+        // executed, though nothing was called. Look once more: if it is this runner's, the
+        // reserve succeeded (a release keeps it open: "may have run", never less).
+        let mut landed = None;
+        let data_key = key.data_key();
+        let looked = self
+            .update(key, now, |entries| {
+                landed = entries
+                    .get(&data_key)
+                    .filter(|e| e.unclaimed_reservation_of(runner))
+                    .cloned();
+                false
+            })
+            .await;
+        match (looked, landed) {
+            (Ok(()), Some(ours)) => Ok(Reservation {
+                verdict: Verdict::Proceed {
+                    ambiguous_attempt: ours.ambiguous_attempt,
+                },
+                replaced: Some(ours),
+            }),
+            _ => Err(error),
+        }
     }
 
     /// The claim after [`Ledger::reserve`] provably did not land (409, 404): put back what
