@@ -81,14 +81,9 @@ fn faults(proxy: &Proxy) {
     proxy.add(Rule::new(Fault::Status(500)).share(0.02));
     proxy.add(Rule::new(Fault::Status(429)).watch(false).share(0.02));
     proxy.add(Rule::new(Fault::Drop).watch(false).share(0.01));
-    // Answers lost after the server acted: ledger writes and result writes (a lost claim
-    // answer reads Interrupted without a kill: a scenario of its own).
-    proxy.add(
-        Rule::new(Fault::Lose)
-            .method("PUT")
-            .path("/configmaps/")
-            .share(0.05),
-    );
+    // Answers lost after the server acted: result writes. (Lost claim answers read
+    // Interrupted without a kill, lost ledger reservations AlreadyExecuted: scenarios of their
+    // own in tests/real_scenarios.rs.)
     let result = Rule::new(Fault::Lose).method("PUT").path("/status");
     proxy.add(result.clone().body("\"phase\":\"Succeeded\"").share(0.05));
     proxy.add(result.body("\"phase\":\"Failed\"").share(0.05));
