@@ -130,7 +130,7 @@ impl Entry {
 
     /// Whether the entry is an open reservation for exactly `runner`'s attempt and claim (a
     /// reservation written again after a write that failed on the way back).
-    fn unclaimed_reservation_of(&self, runner: &Runner) -> bool {
+    pub(super) fn unclaimed_reservation_of(&self, runner: &Runner) -> bool {
         self.outcome.is_none()
             && self.same_run(runner)
             && self.attempt == runner.attempt

@@ -211,9 +211,36 @@ impl Ledger {
                 true
             })
             .await;
-        self.note_outcome(&key.namespace, written.is_err());
-        written?;
-        Ok(reservation)
+        let Err(error) = written else {
+            self.note_outcome(&key.namespace, false);
+            return Ok(reservation);
+        };
+        // A write can land with its answer lost, and every retry fail after it: then the
+        // reservation is in the ledger. Left there it would read as a run that may have
+        // executed, though nothing was called. Look once more: if it is this runner's, the
+        // reserve succeeded (a release keeps it open: "may have run", never less).
+        let mut landed = None;
+        let data_key = key.data_key();
+        let looked = self
+            .update(key, now, |entries| {
+                landed = entries
+                    .get(&data_key)
+                    .filter(|e| e.unclaimed_reservation_of(runner))
+                    .cloned();
+                false
+            })
+            .await;
+        let found = match (looked, landed) {
+            (Ok(()), Some(ours)) => Ok(Reservation {
+                verdict: Verdict::Proceed {
+                    ambiguous_attempt: ours.ambiguous_attempt,
+                },
+                replaced: Some(ours),
+            }),
+            _ => Err(error),
+        };
+        self.note_outcome(&key.namespace, found.is_err());
+        found
     }
 
     /// The claim after [`Ledger::reserve`] provably did not land (409, 404): put back what

@@ -30,6 +30,9 @@ use kube::api::{Api, ObjectMeta, PostParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use serde::Deserialize;
 
+pub mod e2e;
+pub mod proxy;
+
 /// The namespace and ServiceAccount of the controller's identity (kubeconfig `controller`),
 /// as `deploy/` names them.
 pub const CONTROLLER_NAMESPACE: &str = "taskreset-system";
@@ -225,13 +228,17 @@ fn shared() -> Option<&'static Cluster> {
         .map(|l| &l.cluster)
 }
 
+/// The client configuration of `kubeconfig`.
+pub async fn client_config(kubeconfig: &Path) -> kube::Config {
+    let kubeconfig = Kubeconfig::read_from(kubeconfig).expect("kubeconfig");
+    kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
+        .await
+        .expect("config")
+}
+
 /// A client for `kubeconfig`.
 pub async fn client_from(kubeconfig: &Path) -> kube::Client {
-    let kubeconfig = Kubeconfig::read_from(kubeconfig).expect("kubeconfig");
-    let config = kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
-        .await
-        .expect("config");
-    kube::Client::try_from(config).expect("client")
+    kube::Client::try_from(client_config(kubeconfig).await).expect("client")
 }
 
 /// One test's view: a fresh namespace, an admin client, a scratch directory.
@@ -336,6 +343,22 @@ impl RealEnv {
             .expect("join")
     }
 
+    /// The RBAC of `deploy/` (cluster-wide: a ClusterRole for every TaskReset namespace, the
+    /// Lease Role in the controller's namespace), applied once per cluster.
+    pub async fn shipped_rbac(&self) {
+        static APPLIED: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
+        let cluster = self.cluster.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut applied = APPLIED.lock().unwrap_or_else(|e| e.into_inner());
+            if !applied.contains(&cluster.dir) {
+                apply_rbac_of(&cluster, "deploy");
+                applied.push(cluster.dir.clone());
+            }
+        })
+        .await
+        .expect("join");
+    }
+
     pub fn kubeconfig(&self, identity: &str) -> &Path {
         &self.cluster.kubeconfigs[identity]
     }
@@ -426,7 +449,21 @@ impl RealEnv {
         roma: &str,
         extra: &[&str],
     ) -> Proc {
-        let log_path = self.dir.join(format!("controller-{identity}.log"));
+        let name = format!("controller-{identity}");
+        self.spawn_named(&name, self.kubeconfig(identity), watch, roma, extra)
+    }
+
+    /// Like [`RealEnv::spawn_controller`], with any kubeconfig (e.g. one through a
+    /// [`proxy::Proxy`]), logging to `<name>.log`: for several controllers in one test.
+    pub fn spawn_named(
+        &self,
+        name: &str,
+        kubeconfig: &Path,
+        watch: Watch,
+        roma: &str,
+        extra: &[&str],
+    ) -> Proc {
+        let log_path = self.dir.join(format!("{name}.log"));
         let log = std::fs::File::create(&log_path).expect("log file");
         let namespace = match watch {
             Watch::ThisNamespace => vec!["--namespace", &self.ns],
@@ -444,7 +481,7 @@ impl RealEnv {
                 "0",
             ])
             .args(extra)
-            .env("KUBECONFIG", self.kubeconfig(identity))
+            .env("KUBECONFIG", kubeconfig)
             .env("RUST_LOG", "info,taskreset_controller=debug")
             .env_remove("POD_NAMESPACE")
             .stdin(Stdio::null())
@@ -621,5 +658,31 @@ impl Drop for Proc {
                     .join("\n")
             );
         }
+    }
+}
+
+impl Proc {
+    /// SIGTERM, then wait (at most 30 s) for the exit; its status.
+    pub async fn terminate(&mut self) -> std::process::ExitStatus {
+        let pid = self.child.id().to_string();
+        let sent = Command::new("kill").args(["-TERM", &pid]).status();
+        assert!(sent.is_ok_and(|s| s.success()), "kill -TERM {pid}");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{pid} still running 30 s after SIGTERM"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// SIGKILL, and reap it.
+    pub fn kill(&mut self) {
+        self.child.kill().expect("SIGKILL");
+        self.child.wait().expect("reap");
     }
 }
