@@ -108,19 +108,20 @@ fn remember(known: &mut KnownShards, shard: (String, String), cm: ConfigMap) {
     known.insert(shard, cm);
 }
 
-/// First pause after a reservation failed in a namespace; it doubles with each failure in a
-/// row, up to [`OUTAGE_PAUSE_MAX`].
-const OUTAGE_PAUSE: Duration = Duration::from_secs(5);
-/// Longest pause after reservations failed in a namespace.
-const OUTAGE_PAUSE_MAX: Duration = Duration::from_secs(120);
-/// Namespaces whose failures are remembered at most (the oldest is forgotten first).
-const OUTAGES_KEPT: usize = 1024;
+/// First pause after a TaskReset's reservation failed; it doubles with each failure of it in
+/// a row, up to [`FAILED_PAUSE_MAX`].
+const FAILED_PAUSE: Duration = Duration::from_secs(5);
+/// Longest pause after a TaskReset's reservations failed.
+const FAILED_PAUSE_MAX: Duration = Duration::from_secs(120);
+/// TaskResets whose failures are remembered at most (the oldest is forgotten first).
+const FAILED_KEPT: usize = 4096;
 
-/// Namespaces whose ledger could not be written lately: (when claims may go on, failures in a
-/// row). A failed reservation withdraws its claim, and that write would start the next
-/// reconcile at once: without this pause, an unwritable ledger (a 403, an outage) would turn
-/// into a loop of claims and withdrawals.
-type Outages = HashMap<String, (std::time::Instant, u32)>;
+/// TaskResets (namespace, name) whose reservation failed lately: (when they may claim again,
+/// failures in a row). A failed reservation withdraws its claim, and that write would start
+/// the object's next reconcile at once, past the error backoff: without this pause an
+/// unwritable ledger (a 403, an outage) would turn into a loop of claims and withdrawals.
+/// Per object, so one object's bad luck does not hold back the others of its namespace.
+type Failed = HashMap<(String, String), (std::time::Instant, u32)>;
 
 /// The ledger of every namespace, reached through the Kubernetes API.
 #[derive(Clone)]
@@ -128,7 +129,7 @@ pub struct Ledger {
     client: kube::Client,
     retention: Duration,
     locks: std::sync::Arc<[tokio::sync::Mutex<KnownShards>]>,
-    outages: std::sync::Arc<std::sync::Mutex<Outages>>,
+    failed: std::sync::Arc<std::sync::Mutex<Failed>>,
 }
 
 impl Ledger {
@@ -140,41 +141,39 @@ impl Ledger {
             locks: (0..WRITE_LOCKS)
                 .map(|_| tokio::sync::Mutex::new(KnownShards::new()))
                 .collect(),
-            outages: std::sync::Arc::default(),
+            failed: std::sync::Arc::default(),
         }
     }
 
-    /// How long to wait before claiming in `namespace`, after its ledger could not be
-    /// written lately; `None` when claims may go ahead.
-    pub fn paused(&self, namespace: &str) -> Option<Duration> {
-        let outages = self.outages.lock().unwrap_or_else(|p| p.into_inner());
-        let (until, _) = outages.get(namespace)?;
+    /// How long the TaskReset `namespace/name` waits before it claims again, after its
+    /// reservation failed lately; `None` when it may claim.
+    pub fn paused(&self, namespace: &str, name: &str) -> Option<Duration> {
+        let failed = self.failed.lock().unwrap_or_else(|p| p.into_inner());
+        let (until, _) = failed.get(&(namespace.to_owned(), name.to_owned()))?;
         until.checked_duration_since(std::time::Instant::now())
     }
 
-    fn note_outcome(&self, namespace: &str, failed: bool) {
-        let mut outages = self.outages.lock().unwrap_or_else(|p| p.into_inner());
-        if !failed {
-            outages.remove(namespace);
+    fn note_outcome(&self, key: &RunKey, ok: bool) {
+        let mut failed = self.failed.lock().unwrap_or_else(|p| p.into_inner());
+        let object = (key.namespace.clone(), key.name.clone());
+        if ok {
+            failed.remove(&object);
             return;
         }
-        let in_a_row = outages.get(namespace).map_or(0, |(_, n)| *n) + 1;
-        let pause = OUTAGE_PAUSE
+        let in_a_row = failed.get(&object).map_or(0, |(_, n)| *n) + 1;
+        let pause = FAILED_PAUSE
             .saturating_mul(1 << (in_a_row - 1).min(8))
-            .min(OUTAGE_PAUSE_MAX);
-        if outages.len() >= OUTAGES_KEPT
-            && !outages.contains_key(namespace)
-            && let Some(oldest) = outages
+            .min(FAILED_PAUSE_MAX);
+        if failed.len() >= FAILED_KEPT
+            && !failed.contains_key(&object)
+            && let Some(oldest) = failed
                 .iter()
                 .min_by_key(|(_, (t, _))| *t)
                 .map(|(k, _)| k.clone())
         {
-            outages.remove(&oldest);
+            failed.remove(&oldest);
         }
-        outages.insert(
-            namespace.to_owned(),
-            (std::time::Instant::now() + pause, in_a_row),
-        );
+        failed.insert(object, (std::time::Instant::now() + pause, in_a_row));
     }
 
     fn lock_for(&self, namespace: &str, configmap: &str) -> &tokio::sync::Mutex<KnownShards> {
@@ -212,7 +211,7 @@ impl Ledger {
             })
             .await;
         let Err(error) = written else {
-            self.note_outcome(&key.namespace, false);
+            self.note_outcome(key, true);
             return Ok(reservation);
         };
         // A write can land with its answer lost, and every retry fail after it: then the
@@ -239,7 +238,7 @@ impl Ledger {
             }),
             _ => Err(error),
         };
-        self.note_outcome(&key.namespace, found.is_err());
+        self.note_outcome(key, found.is_ok());
         found
     }
 

@@ -12,13 +12,13 @@ use kube::runtime::controller::Action;
 use kube::{Api, Resource, ResourceExt};
 use tracing::{debug, info, warn};
 
+use super::context::{self, Context, Error, FIELD_MANAGER};
 use super::credentials::{self, Lookup};
 use super::decision::{self, Note, Update};
 use super::limits::{CallPermit, Target, Waiter};
 use super::step::{
     Answer, CONFLICT_REQUEUE, Called, Claim, Effect, Facts, Learned, Next, Turn, step,
 };
-use super::{Context, Error, FIELD_MANAGER};
 use crate::api::{TaskReset, TaskResetStatus};
 use crate::roma::{Credentials, Endpoint, OutcomeClass, ResetRequest, classify};
 /// How long the result write is retried on API errors before giving up (the claim then
@@ -44,7 +44,7 @@ async fn malformed(
     error: &str,
     ctx: &Context,
 ) -> Result<Action, Error> {
-    warn!(taskreset = %super::object_name(meta), %error, "malformed TaskReset skipped");
+    warn!(taskreset = %context::object_name(meta), %error, "malformed TaskReset skipped");
     let resource = ApiResource::erase::<TaskReset>(&());
     let api: Api<DynamicObject> = match meta.namespace.as_deref() {
         Some(ns) => Api::namespaced_with(ctx.client.clone(), ns, &resource),
@@ -97,16 +97,15 @@ pub fn error_policy(
     ctx: Arc<Context>,
 ) -> Action {
     ctx.metrics.reconcile_failed(error.metric_label());
-    warn!(taskreset = %super::object_name(obj.meta()), %error, "reconcile failed; retrying");
+    warn!(taskreset = %context::object_name(obj.meta()), %error, "reconcile failed; retrying");
     Action::requeue(Duration::from_secs(5) + Duration::from_millis(fastrand::u64(0..2000)))
 }
 
-#[tracing::instrument(skip_all, fields(taskreset = %super::object_name(&tr.metadata), generation = tr.metadata.generation.unwrap_or(0)))]
+#[tracing::instrument(skip_all, fields(taskreset = %context::object_name(&tr.metadata), generation = tr.metadata.generation.unwrap_or(0)))]
 async fn reconcile_task_reset(tr: &TaskReset, ctx: &Context) -> Result<Action, Error> {
     let mut facts = Facts::new(Timestamp::now(), fastrand::f64());
-    facts.ledger_paused = ctx
-        .ledger
-        .paused(tr.metadata.namespace.as_deref().unwrap_or_default());
+    let namespace = tr.metadata.namespace.as_deref().unwrap_or_default();
+    facts.ledger_paused = ctx.ledger.paused(namespace, &tr.name_any());
     let mut run = Executor {
         ctx,
         tr,

@@ -12,7 +12,7 @@
 //! | stopping, nothing claimed | done: nothing new is claimed or called |
 //! | the endpoint | [`Effect::ReadCredentials`] (through the Secret cache, past it while `Pending`) |
 //! | no usable Secret (3.3), or the version the gateway rejected | [`Effect::Write`] `Pending`, or wait |
-//! | the namespace's ledger failed lately | requeue after its pause, no claim |
+//! | its reservation failed lately | requeue after its pause, no claim |
 //! | credentials | [`Effect::TakeTurn`] (limits); no turn yet: requeue |
 //! | a turn | [`Effect::Claim`] on the decided-on resourceVersion (3.4) |
 //! | the claim lost (409) / the object gone (404) | requeue / done, no call |
@@ -92,9 +92,9 @@ pub struct Facts {
     pub jitter: f64,
     /// The stop signal came or the lease was lost (sampled before each step).
     pub stopping: bool,
-    /// The namespace's ledger could not be written lately: no claim for this long (sampled
-    /// at the start). A failed reservation withdraws its claim, and that write alone would
-    /// start the next reconcile at once.
+    /// This object's reservation failed lately: no claim for this long (sampled at the
+    /// start). A failed reservation withdraws its claim, and that write alone would start the
+    /// next reconcile at once.
     pub ledger_paused: Option<Duration>,
     /// The last effect failed (the executor keeps its error): the reconcile fails and is
     /// retried, after taking back a claim that no call will follow.

@@ -434,7 +434,7 @@ fn a_decided_write_that_conflicts_or_finds_the_object_gone_publishes_nothing() {
 }
 
 #[test]
-fn after_a_ledger_failure_in_the_namespace_nothing_is_claimed_until_its_pause_ends() {
+fn after_its_reservation_failed_an_object_claims_nothing_until_its_pause_ends() {
     let pause = Duration::from_secs(5);
     let mut facts = Facts::new(now(), 0.5);
     facts.ledger_paused = Some(pause);
