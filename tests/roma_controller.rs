@@ -107,3 +107,40 @@ async fn an_iam_endpoint_outside_the_allow_list_stays_pending_and_gets_nothing()
     assert_eq!(env.calls(&task).len(), 1);
     ctl.stop().await;
 }
+
+/// Issue 11.5: the IAM exchange runs before the object takes its turn, so a slow IAM holds no
+/// call slot: with one slot, a TaskReset with a token created after one with an IAM password
+/// calls first, while the exchange is still running.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_iam_exchange_holds_no_call_slot() {
+    let env = Env::new().await;
+    env.roma.add_user("acme", "robot", "s3cret-pass-0001");
+    let roma = env.roma.url();
+    let password = [
+        ("username", "robot"),
+        ("password", "s3cret-pass-0001"),
+        ("domainName", "acme"),
+        ("iamEndpoint", roma.as_str()),
+    ];
+    env.put_secret("password", &password).await;
+    env.roma.set_iam_latency(Duration::from_secs(3));
+    let ctl = env.start_controller(&["--max-concurrent-resets", "1"]);
+    let (slow, quick) = (Env::task(), Env::task());
+    env.create("slow", &slow, |s| {
+        s.credentials_secret_ref = Some(SecretReference {
+            name: "password".into(),
+        });
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    env.create("quick", &quick, |_| {}).await;
+    env.wait_phase("quick", Phase::Succeeded, WAIT).await;
+    env.wait_phase("slow", Phase::Succeeded, WAIT).await;
+    let (slow_at, quick_at) = (env.calls(&slow)[0].at, env.calls(&quick)[0].at);
+    assert!(
+        quick_at < slow_at,
+        "the token's reset waited for the IAM exchange of another object"
+    );
+    assert_eq!(env.roma.iam_calls(), 1, "one exchange, made before the turn");
+    ctl.stop().await;
+}

@@ -182,12 +182,25 @@ impl Executor<'_> {
                 claim,
                 status,
             } => Learned::Withdrawn(record_result(ctx, claimed.clone(), claim, &status).await),
+            Effect::Prepare {
+                endpoint,
+                project_id,
+                credentials,
+            } => Learned::Prepared(ctx.roma.prepare(&endpoint, &project_id, credentials).await),
             Effect::Call {
                 request,
                 credentials,
+                known,
             } => {
                 let attempt = facts.claim.as_ref().and_then(|c| c.status.attempts);
-                let called = self.call(&request, credentials, attempt).await;
+                let called = match known {
+                    Some(outcome) => {
+                        info!(outcome = %outcome, "not calling: the IAM token exchange failed");
+                        let class = classify(&outcome);
+                        Called { outcome, class }
+                    }
+                    None => self.call(&request, credentials, attempt).await,
+                };
                 // A rejected Secret is read afresh at the next look, past the cache.
                 if called.class == OutcomeClass::CredentialsRejected
                     && let Some(Lookup::Found(_, version)) = &facts.credentials

@@ -12,6 +12,7 @@
 //! | stopping, nothing claimed | done: nothing new is claimed or called |
 //! | the endpoint | [`Effect::ReadCredentials`] (through the Secret cache, past it while `Pending`) |
 //! | no usable Secret (3.3), or the version the gateway rejected | [`Effect::Write`] `Pending`, or wait |
+//! | password credentials | [`Effect::Prepare`] the IAM token, before the turn: the exchange holds no call slot |
 //! | its reservation failed lately | requeue after its pause, no claim |
 //! | credentials | [`Effect::TakeTurn`] (limits); no turn yet: requeue |
 //! | a turn | [`Effect::Claim`] on the decided-on resourceVersion (3.4) |
@@ -105,6 +106,9 @@ pub struct Facts {
     pub turn: Option<Turn>,
     /// The credentials, or why there are none.
     pub credentials: Option<Lookup>,
+    /// The IAM token made ready before the turn (password credentials), or why it could not
+    /// be: that failure is then the call's outcome, and nothing is sent.
+    pub prepared: Option<Result<(), ResetOutcome>>,
     /// A status decided without a call, and the answer to its write.
     pub written: Option<(Update, Answer)>,
     /// The claim.
@@ -137,6 +141,7 @@ impl Facts {
             endpoint: None,
             turn: None,
             credentials: None,
+            prepared: None,
             written: None,
             claim: None,
             reserved: None,
@@ -159,6 +164,8 @@ pub enum Learned {
     Turn(Turn),
     /// [`Effect::ReadCredentials`].
     Credentials(Lookup),
+    /// [`Effect::Prepare`].
+    Prepared(Result<(), ResetOutcome>),
     /// [`Effect::Write`].
     Written(Update, Answer),
     /// [`Effect::Claim`].
@@ -188,6 +195,7 @@ impl Facts {
             Learned::Endpoint(endpoint) => self.endpoint = Some(endpoint),
             Learned::Turn(turn) => self.turn = Some(turn),
             Learned::Credentials(lookup) => self.credentials = Some(lookup),
+            Learned::Prepared(prepared) => self.prepared = Some(prepared),
             Learned::Written(update, answer) => self.written = Some((update, answer)),
             Learned::Claimed(claim) => self.claim = Some(claim),
             Learned::Reserved(reservation) => self.reserved = Some(reservation),
@@ -228,6 +236,16 @@ pub enum Effect<'a> {
         endpoint: Option<Url>,
         /// `spec.region`.
         region: Option<String>,
+    },
+    /// Have what the call needs ready before taking a turn: the IAM token of password
+    /// credentials, so the exchange holds no call slot.
+    Prepare {
+        /// Where the call goes.
+        endpoint: Endpoint,
+        /// The project the token is scoped to.
+        project_id: String,
+        /// The credentials.
+        credentials: &'a Credentials,
     },
     /// Ask the limiter for a turn to call `Target`.
     TakeTurn(Target),
@@ -276,6 +294,8 @@ pub enum Effect<'a> {
         request: ResetRequest,
         /// With these credentials.
         credentials: &'a Credentials,
+        /// Its outcome, known before sending (the IAM exchange failed): nothing is sent.
+        known: Option<ResetOutcome>,
     },
     /// Write the result in place of the claim (or of an `Interrupted` verdict on the same
     /// attempt), with patience.
@@ -506,6 +526,16 @@ fn before_claim<'a>(
     if let Some(wait) = decision::credentials_found(tr, version, now, policy) {
         return decided(wait, facts);
     }
+    if let Some(Lookup::Found(credentials, _)) = &facts.credentials
+        && credentials.exchanges_token()
+        && facts.prepared.is_none()
+    {
+        return Effect::Prepare {
+            endpoint: endpoint.clone(),
+            project_id: attempt.spec.project_id.clone(),
+            credentials,
+        };
+    }
     if let Some(pause) = facts.ledger_paused {
         return Effect::Done(Next::Requeue(pause));
     }
@@ -560,6 +590,7 @@ fn call<'a>(attempt: &Attempt, endpoint: &Endpoint, facts: &'a Facts) -> Effect<
             date_from_ms: attempt.spec.date_from_ms,
         },
         credentials,
+        known: facts.prepared.clone().and_then(Result::err),
     }
 }
 

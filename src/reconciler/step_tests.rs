@@ -25,6 +25,7 @@ enum Api {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Secret {
     Found,
+    Password,
     Missing,
     Mixed,
     Fails,
@@ -42,6 +43,8 @@ struct World {
     ledger: Option<Verdict>,
     outcome: ResetOutcome,
     withdraw_lands: bool,
+    /// What the IAM exchange before the turn gives (password credentials).
+    prepared: Result<(), ResetOutcome>,
     /// The stop signal comes right after this effect.
     stop_after: Option<&'static str>,
     /// How long after the reconcile started each step runs.
@@ -63,6 +66,7 @@ impl Default for World {
                 request_id: Some("req-1".into()),
             },
             withdraw_lands: true,
+            prepared: Ok(()),
             stop_after: None,
             later: SignedDuration::ZERO,
         }
@@ -82,6 +86,8 @@ struct Trace {
     ledger: Option<Phase>,
     /// The reasons of the events published.
     events: Vec<Reason>,
+    /// Whether the call went out (not answered from a failed IAM exchange).
+    sent: bool,
 }
 
 impl Trace {
@@ -97,6 +103,7 @@ impl Trace {
 fn name(effect: &Effect<'_>) -> &'static str {
     match effect {
         Effect::ResolveEndpoint { .. } => "ResolveEndpoint",
+        Effect::Prepare { .. } => "Prepare",
         Effect::TakeTurn(_) => "TakeTurn",
         Effect::ReadCredentials { .. } => "ReadCredentials",
         Effect::Write(_) => "Write",
@@ -144,10 +151,20 @@ fn walk(tr: &TaskReset, world: &World) -> Trace {
                     .clone()
                     .map(|()| Endpoint::for_region("cn-north-4").expect("endpoint")),
             ),
+            Effect::Prepare { .. } => Learned::Prepared(world.prepared.clone()),
             Effect::TakeTurn(_) => Learned::Turn(world.turn),
             Effect::ReadCredentials { .. } => match world.secret {
                 Secret::Found => Learned::Credentials(Lookup::Found(
                     Credentials::Token(SecretString::from("token")),
+                    secret_version("41"),
+                )),
+                Secret::Password => Learned::Credentials(Lookup::Found(
+                    Credentials::Password {
+                        username: "robot".into(),
+                        password: SecretString::from("s3cret"),
+                        domain_name: "acme".into(),
+                        iam_endpoint: None,
+                    },
                     secret_version("41"),
                 )),
                 Secret::Missing => {
@@ -184,10 +201,13 @@ fn walk(tr: &TaskReset, world: &World) -> Trace {
                 Learned::Withdrawn(world.withdraw_lands)
             }
             Effect::Release { .. } => Learned::Released,
-            Effect::Call { .. } => Learned::Called(Called {
-                outcome: world.outcome.clone(),
-                class: classify(&world.outcome),
-            }),
+            Effect::Call { known, .. } => {
+                let sent = known.is_none();
+                let outcome = known.unwrap_or_else(|| world.outcome.clone());
+                trace.sent = sent;
+                let class = classify(&outcome);
+                Learned::Called(Called { outcome, class })
+            }
             Effect::Record { update, .. } => {
                 trace.statuses.push(update.status.clone());
                 Learned::Recorded(update)
@@ -774,4 +794,47 @@ fn an_object_waiting_for_its_credentials_reads_its_secret_past_the_cache() {
         fresh(&object(1, Some(pending))),
         "a fixed Secret is seen at the next look"
     );
+}
+
+#[test]
+fn password_credentials_get_their_token_before_the_turn_so_the_exchange_holds_no_call_slot() {
+    let world = World {
+        secret: Secret::Password,
+        ..World::default()
+    };
+    let trace = walk(&due(), &world);
+    assert_eq!(
+        trace.effects[..5],
+        [
+            "ResolveEndpoint",
+            "ReadCredentials",
+            "Prepare",
+            "TakeTurn",
+            "Claim"
+        ]
+    );
+    assert!(trace.sent);
+    assert_eq!(trace.last().phase, Some(Phase::Succeeded));
+    // Tokens and AK/SK need nothing prepared.
+    assert!(!walk(&due(), &World::default()).effects.contains(&"Prepare"));
+}
+
+#[test]
+fn a_failed_iam_exchange_before_the_turn_is_the_calls_outcome_and_nothing_is_sent() {
+    let refused = ResetOutcome::CredentialsRejected {
+        http_status: Some(401),
+        error_code: "IAM.0101".into(),
+        error_message: "The username or password is wrong.".into(),
+        request_id: None,
+    };
+    let world = World {
+        secret: Secret::Password,
+        prepared: Err(refused),
+        ..World::default()
+    };
+    let trace = walk(&due(), &world);
+    assert!(trace.effects.contains(&"Call"), "{:?}", trace.effects);
+    assert!(!trace.sent, "no second exchange, no request to ROMA");
+    assert_eq!(ready(trace.last()).1, "CredentialsRejected");
+    assert_eq!(trace.ledger, Some(Phase::Failed), "provably not executed");
 }

@@ -206,6 +206,53 @@ impl RomaClient {
         }
     }
 
+    /// Before a reset of `project_id` at `endpoint`: with IAM password credentials, have the
+    /// token ready (from the cache, or exchanged now, within `--iam-timeout`), so that the
+    /// call, made later with a call slot, needs no exchange. Other credentials need nothing.
+    /// A failure is what the call would have answered: nothing was sent to ROMA.
+    pub async fn prepare(
+        &self,
+        endpoint: &Endpoint,
+        project_id: &str,
+        credentials: &Credentials,
+    ) -> Result<(), ResetOutcome> {
+        let Credentials::Password {
+            username,
+            password,
+            domain_name,
+            iam_endpoint,
+        } = credentials
+        else {
+            return Ok(());
+        };
+        let iam = self
+            .password_target(endpoint, iam_endpoint.as_ref())
+            .map_err(|err| ResetOutcome::NotSent {
+                reason: err.to_string(),
+            })?;
+        let redactor = Redactor::new(credentials.secrets());
+        let key = iam::cache_key(&iam, domain_name, username, password, project_id);
+        let exchange = Exchange {
+            http: &self.inner.http,
+            iam: &iam,
+            username,
+            password,
+            domain_name,
+            project_id,
+            max_body_bytes: self.inner.config.max_body_bytes,
+            max_token_bytes: self.inner.config.max_token_bytes,
+            timeout: self.inner.config.iam_timeout,
+            redactor: &redactor,
+        };
+        let margin = self.inner.config.token_refresh_margin;
+        self.inner
+            .tokens
+            .get_or_fetch(&key, margin, || iam::exchange(exchange))
+            .await
+            .map(drop)
+            .map_err(|outcome| scrub_outcome(outcome, &redactor))
+    }
+
     /// Where an IAM password goes for a reset at `endpoint`, if the configuration allows it.
     fn password_target(
         &self,

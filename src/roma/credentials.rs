@@ -274,6 +274,11 @@ impl Credentials {
         Err(CredentialsError::Missing(names))
     }
 
+    /// Whether a call needs an IAM token exchanged first (IAM password credentials).
+    pub fn exchanges_token(&self) -> bool {
+        matches!(self, Self::Password { .. })
+    }
+
     /// `"token"`, `"accessKey"` or `"password"`.
     pub fn kind(&self) -> &'static str {
         match self {

@@ -30,6 +30,10 @@ pub(crate) async fn handle(state: Arc<State>, parts: Parts, body: Bytes) -> Answ
         tokio::time::sleep(latency).await;
     }
     if path == "/v3/auth/tokens" && parts.method == Method::POST {
+        let iam_latency = state.lock().iam_latency;
+        if !iam_latency.is_zero() {
+            tokio::time::sleep(iam_latency).await;
+        }
         return Answer::Respond(iam_tokens(&state, &body));
     }
     if let Some(target) = reset_target(&path)

@@ -159,6 +159,11 @@ impl RomaHandle {
         self.state.lock().latency = latency;
     }
 
+    /// Latency added to IAM token exchanges only, from now on (an IAM slower than the gateway).
+    pub fn set_iam_latency(&self, latency: Duration) {
+        self.state.lock().iam_latency = latency;
+    }
+
     /// Freeze the simulator's clock at `at` (for signatures with a fixed `X-Sdk-Date` and
     /// token expiry), or let it follow real time again with `None`.
     pub fn freeze_clock(&self, at: Option<SystemTime>) {

@@ -85,6 +85,8 @@ pub(crate) struct Inner {
     pub scripts: HashMap<String, VecDeque<Step>>,
     pub default_step: Step,
     pub latency: Duration,
+    /// Added to IAM token exchanges only, after `latency`.
+    pub iam_latency: Duration,
     pub calls: Vec<CallRecord>,
     pub iam_calls: usize,
     pub frozen_clock: Option<SystemTime>,
@@ -110,6 +112,7 @@ impl State {
                 scripts: HashMap::new(),
                 default_step: Step::Succeed,
                 latency,
+                iam_latency: Duration::ZERO,
                 calls: Vec::new(),
                 iam_calls: 0,
                 frozen_clock: None,
