@@ -30,7 +30,7 @@ use support::{Env, NS, Proc};
 use taskreset_controller::api::{Phase, TaskReset};
 use taskreset_simulators::kube_api::RequestRecord;
 use taskreset_simulators::roma::AuthKind;
-use verify::{Evidence, GenOutcome};
+use verify::{Evidence, GenOutcome, Track};
 
 /// TaskResets in the run, each with its own task id.
 const OBJECTS: usize = 300;
@@ -42,9 +42,6 @@ const MIN_KILLS: usize = 10;
 const LEADER_KILLS: usize = 3;
 /// Everything must be over by then (the suite normally takes a fraction of it).
 const DEADLINE: Duration = Duration::from_secs(170);
-/// How long an `Interrupted` verdict is left alone before it counts: a result written later
-/// by the original caller for the same attempt would replace it.
-const INTERRUPTED_HOLD: Duration = Duration::from_secs(3);
 const LEASE: &str = "taskreset-fault-suite";
 const TASKRESETS: &str = "fdi.roma.io/v1alpha1/taskresets";
 
@@ -442,14 +439,6 @@ enum Failover {
     },
 }
 
-/// What the driver tracks per object.
-struct Track {
-    /// `outcomes[g - 1]`: the terminal status generation g showed.
-    outcomes: Vec<Option<GenOutcome>>,
-    /// (generation, first seen) of an `Interrupted` verdict being held.
-    interrupted: Option<(i64, Instant)>,
-}
-
 /// Issue 11.1: clear the status of up to 30 objects whose last generation made a call that
 /// succeeded or may have executed (as `kubectl patch --subresource=status -p '{"status":null}'`
 /// does), and wait until each reads AlreadyExecuted again. Any call this causes is a call
@@ -521,35 +510,8 @@ async fn drive(env: &Env, plan: &[ObjectPlan], tracks: &mut [Track], upto: i64) 
         };
         let tr: TaskReset = serde_json::from_value(json).expect("a TaskReset");
         let g = tr.metadata.generation.unwrap_or(0);
-        let track = &mut tracks[i];
-        let Some(slot) = usize::try_from(g - 1)
-            .ok()
-            .filter(|s| *s < track.outcomes.len())
-        else {
-            panic!("{}: unexpected generation {g}", object.name);
-        };
-        if track.outcomes[slot].is_none() {
-            if !tr.current_phase().is_some_and(Phase::is_terminal) {
-                continue;
-            }
-            if ready_reason(&tr) == "Interrupted" {
-                match track.interrupted {
-                    Some((seen_g, since)) if seen_g == g => {
-                        if since.elapsed() < INTERRUPTED_HOLD {
-                            continue;
-                        }
-                    }
-                    _ => {
-                        track.interrupted = Some((g, Instant::now()));
-                        continue;
-                    }
-                }
-            }
-            track.outcomes[slot] = Some(GenOutcome {
-                uid: tr.uid().unwrap_or_default(),
-                status: tr.status.clone().unwrap_or_default(),
-                observed_at: SystemTime::now(),
-            });
+        if !tracks[i].observe(&tr) {
+            continue;
         }
         if g < upto {
             advance.push((i, g + 1));
@@ -636,12 +598,7 @@ async fn the_guarantee_holds_under_faults_kills_and_failover() {
             }
         })
         .await;
-    let mut tracks: Vec<Track> = (0..OBJECTS)
-        .map(|_| Track {
-            outcomes: vec![None; usize::try_from(GENERATIONS).unwrap()],
-            interrupted: None,
-        })
-        .collect();
+    let mut tracks: Vec<Track> = (0..OBJECTS).map(|_| Track::new(GENERATIONS)).collect();
     let mut patches = 0;
     let mut next_kill = Instant::now() + jitter(&mut rng, 1.0, 3.0);
     let mut restarts = 0;

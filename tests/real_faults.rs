@@ -12,6 +12,7 @@
 //! `FAULT_SUITE_SEED` replays a run's scripts (the seed is printed first).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod fixture;
 mod real_support;
 mod support;
 
@@ -29,17 +30,14 @@ use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use kube::ResourceExt;
 use kube::api::{Api, ListParams, Patch, PatchParams};
 use plan::{Cred, Knobs, ObjectPlan};
-use real_support::e2e::{Scenario, ready_reason};
+use real_support::e2e::Scenario;
 use real_support::proxy::{Fault, Proxy, Rule};
 use real_support::{Proc, RealEnv, Watch};
-use taskreset_controller::api::Phase;
-use verify::{Evidence, GenOutcome};
+use verify::{Evidence, GenOutcome, Track};
 
 const OBJECTS: usize = 40;
 const GENERATIONS: i64 = 2;
 const DEADLINE: Duration = Duration::from_secs(150);
-/// An `Interrupted` verdict counts once it has stood this long (a late result replaces it).
-const INTERRUPTED_HOLD: Duration = Duration::from_secs(3);
 const KNOBS: Knobs = Knobs {
     request_timeout: Duration::from_secs(3),
     max_attempts: 6,
@@ -201,15 +199,6 @@ impl<'s> Controllers<'s> {
     }
 }
 
-/// What the driver knows of one object.
-#[derive(Default)]
-struct Track {
-    /// `outcomes[g - 1]`: the terminal status generation g showed.
-    outcomes: Vec<Option<GenOutcome>>,
-    /// (generation, first seen) of an `Interrupted` verdict being held.
-    interrupted: Option<(i64, Instant)>,
-}
-
 /// Read every object (as admin, past the proxy), note generations that became terminal and
 /// move the others on to their next generation (script first, then the spec edit; a failed
 /// edit, e.g. during a restart, is tried again on the next pass).
@@ -222,28 +211,8 @@ async fn drive(s: &Scenario, plan: &[ObjectPlan], tracks: &mut [Track]) {
             continue;
         };
         let g = tr.metadata.generation.unwrap_or(0);
-        let slot = usize::try_from(g - 1).unwrap();
-        let track = &mut tracks[i];
-        if track.outcomes[slot].is_none() {
-            let current = tr.status.as_ref().and_then(|st| st.observed_generation) == Some(g);
-            if !current || !tr.current_phase().is_some_and(Phase::is_terminal) {
-                continue;
-            }
-            if ready_reason(&tr) == "Interrupted" {
-                match track.interrupted {
-                    Some((seen, since)) if seen == g && since.elapsed() >= INTERRUPTED_HOLD => {}
-                    Some((seen, _)) if seen == g => continue,
-                    _ => {
-                        track.interrupted = Some((g, Instant::now()));
-                        continue;
-                    }
-                }
-            }
-            track.outcomes[slot] = Some(GenOutcome {
-                uid: tr.uid().unwrap_or_default(),
-                status: tr.status.clone().unwrap_or_default(),
-                observed_at: SystemTime::now(),
-            });
+        if !tracks[i].observe(&tr) {
+            continue;
         }
         if g < GENERATIONS {
             let object = &plan[i];
@@ -458,13 +427,7 @@ async fn burst(
     proxy: &Proxy,
     ctl: &mut Controllers<'_>,
 ) -> (Vec<Vec<Option<GenOutcome>>>, Tally) {
-    let generations = usize::try_from(GENERATIONS).unwrap();
-    let mut tracks: Vec<Track> = (0..OBJECTS)
-        .map(|_| Track {
-            outcomes: vec![None; generations],
-            interrupted: None,
-        })
-        .collect();
+    let mut tracks: Vec<Track> = (0..OBJECTS).map(|_| Track::new(GENERATIONS)).collect();
     let started = Instant::now();
     let mut last_blow = started;
     let (mut blows, mut cuts, mut rotations, mut restarts) = (0, 0_u32, 0_u32, Vec::new());

@@ -283,14 +283,7 @@ async fn scenario(
     shards.insert(shard(&env.ns, "replay"));
 
     // Deleted and re-created: AlreadyExecuted from the ledger, no call.
-    api.delete("replay", &DeleteParams::default())
-        .await
-        .unwrap();
-    let deadline = Instant::now() + WAIT;
-    while api.get_opt("replay").await.unwrap().is_some() {
-        assert!(Instant::now() < deadline, "replay was not deleted");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    real_support::delete_and_wait(&api, "replay").await;
     api.create(&PostParams::default(), &tr).await.unwrap();
     let again = wait_phase(&api, "replay", Phase::Succeeded, ctl).await;
     assert_eq!(ready(&again).0, "AlreadyExecuted");

@@ -8,6 +8,7 @@
 //! Skipped, loudly, without Go (failing instead when `CI` is set); see tests/real_support.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod fixture;
 mod real_support;
 
 use std::time::{Duration, Instant};

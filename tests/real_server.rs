@@ -6,14 +6,16 @@
 //! Skipped, loudly, without Go (failing instead when `CI` is set); see tests/real_support.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod fixture;
 mod real_support;
 
 use std::time::{Duration, Instant};
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
-use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
+use kube::api::{Api, Patch, PatchParams, PostParams};
+use real_support::e2e::{ready_reason, spec};
 use real_support::{CONTROLLER_ACCOUNT, CONTROLLER_NAMESPACE, Proc, RealEnv, Watch};
-use taskreset_controller::api::{DateFrom, Phase, SecretReference, TaskReset, TaskResetSpec};
+use taskreset_controller::api::{Phase, TaskReset};
 use taskreset_simulators::roma::{RomaConfig, RomaHandle, RomaSimulator};
 
 const WAIT: Duration = Duration::from_secs(30);
@@ -505,18 +507,6 @@ async fn as_service_account(env: &RealEnv, dir: &'static str, watch: Watch) {
     );
 }
 
-/// A spec for `task` with the Secret `roma` and an epoch-ms dateFrom.
-fn spec(task: &str, run: &str) -> TaskResetSpec {
-    TaskResetSpec {
-        date_from: Some(DateFrom::EpochMillis(1_630_052_714_000)),
-        credentials_secret_ref: Some(SecretReference {
-            name: "roma".into(),
-        }),
-        run_id: Some(run.into()),
-        ..TaskResetSpec::new(PROJECT, INSTANCE, task)
-    }
-}
-
 /// A ROMA simulator accepting [`TOKEN`].
 async fn roma() -> RomaHandle {
     let roma = RomaSimulator::start(RomaConfig::default())
@@ -547,14 +537,7 @@ async fn once_then_already_executed(env: &RealEnv, roma: &RomaHandle, ctl: &Proc
     assert_eq!(calls.len(), 1, "{calls:?}");
     assert_eq!(calls[0].date_from, Some(1_630_052_714_000));
 
-    api.delete("replay", &DeleteParams::default())
-        .await
-        .unwrap();
-    let deadline = Instant::now() + WAIT;
-    while api.get_opt("replay").await.unwrap().is_some() {
-        assert!(Instant::now() < deadline, "replay was not deleted");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    real_support::delete_and_wait(&api, "replay").await;
     api.create(&PostParams::default(), &tr).await.unwrap();
     let again = wait_phase(&api, "replay", Phase::Succeeded, ctl).await;
     assert_eq!(ready_reason(&again), "AlreadyExecuted");
@@ -601,14 +584,6 @@ async fn wait_phase(api: &Api<TaskReset>, name: &str, phase: Phase, ctl: &Proc) 
         "{name} did not reach {phase} within {WAIT:?}; last status {last:#?}\ncontroller log:\n{}",
         ctl.log()
     );
-}
-
-fn ready_reason(tr: &TaskReset) -> String {
-    tr.status
-        .as_ref()
-        .and_then(|s| s.conditions.iter().find(|c| c.type_ == "Ready"))
-        .map(|c| c.reason.clone())
-        .unwrap_or_default()
 }
 
 /// An object stored under a looser CRD (an older version, a hand edit) that the controller

@@ -141,6 +141,10 @@ async fn a_slow_iam_exchange_holds_no_call_slot() {
         quick_at < slow_at,
         "the token's reset waited for the IAM exchange of another object"
     );
-    assert_eq!(env.roma.iam_calls(), 1, "one exchange, made before the turn");
+    assert_eq!(
+        env.roma.iam_calls(),
+        1,
+        "one exchange, made before the turn"
+    );
     ctl.stop().await;
 }

@@ -26,6 +26,65 @@ pub struct GenOutcome {
     pub observed_at: SystemTime,
 }
 
+/// How long a driver holds an `Interrupted` verdict before it counts: the original caller's
+/// result may still replace it.
+pub const INTERRUPTED_HOLD: Duration = Duration::from_secs(3);
+
+/// What a driver knows of one object.
+#[derive(Debug, Default)]
+pub struct Track {
+    /// `outcomes[g - 1]`: the terminal status generation g showed.
+    pub outcomes: Vec<Option<GenOutcome>>,
+    /// (generation, first seen) of an `Interrupted` verdict being held.
+    pub interrupted: Option<(i64, std::time::Instant)>,
+}
+
+impl Track {
+    /// Nothing seen yet of `generations` generations.
+    pub fn new(generations: i64) -> Self {
+        Self {
+            outcomes: vec![None; usize::try_from(generations).unwrap_or(0)],
+            interrupted: None,
+        }
+    }
+
+    /// Note `tr`'s current generation once its status is final (an `Interrupted` verdict only
+    /// after [`INTERRUPTED_HOLD`]); whether that generation's outcome is known.
+    pub fn observe(&mut self, tr: &TaskReset) -> bool {
+        let g = tr.metadata.generation.unwrap_or(0);
+        let slot = usize::try_from(g - 1)
+            .ok()
+            .filter(|s| *s < self.outcomes.len())
+            .unwrap_or_else(|| panic!("{:?}: unexpected generation {g}", tr.metadata.name));
+        if self.outcomes[slot].is_some() {
+            return true;
+        }
+        if !tr.current_phase().is_some_and(Phase::is_terminal) {
+            return false;
+        }
+        let ready = tr
+            .status
+            .as_ref()
+            .and_then(|s| s.conditions.iter().find(|c| c.type_ == "Ready"));
+        if ready.is_some_and(|c| c.reason == "Interrupted") {
+            match self.interrupted {
+                Some((seen, since)) if seen == g && since.elapsed() >= INTERRUPTED_HOLD => {}
+                Some((seen, _)) if seen == g => return false,
+                _ => {
+                    self.interrupted = Some((g, std::time::Instant::now()));
+                    return false;
+                }
+            }
+        }
+        self.outcomes[slot] = Some(GenOutcome {
+            uid: tr.metadata.uid.clone().unwrap_or_default(),
+            status: tr.status.clone().unwrap_or_default(),
+            observed_at: SystemTime::now(),
+        });
+        true
+    }
+}
+
 /// What the checks found. Every counter but the informational ones must be 0.
 #[derive(Debug, Default)]
 pub struct Findings {

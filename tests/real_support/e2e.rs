@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use k8s_openapi::api::coordination::v1::Lease;
 use kube::api::{Api, Patch, PatchParams, PostParams};
-use taskreset_controller::api::{DateFrom, Phase, SecretReference, TaskReset, TaskResetSpec};
+use taskreset_controller::api::{Phase, TaskReset, TaskResetSpec};
 use taskreset_simulators::roma::{RomaConfig, RomaHandle, RomaSimulator};
 
 use super::{CONTROLLER_NAMESPACE, Proc, RealEnv, Watch};
@@ -189,14 +189,10 @@ pub fn task() -> String {
 
 /// A spec for `task` with the Secret [`SECRET`] and an epoch-ms dateFrom.
 pub fn spec(task: &str, run: &str) -> TaskResetSpec {
-    TaskResetSpec {
-        date_from: Some(DateFrom::EpochMillis(1_630_052_714_000)),
-        credentials_secret_ref: Some(SecretReference {
-            name: SECRET.into(),
-        }),
-        run_id: Some(run.into()),
-        ..TaskResetSpec::new(PROJECT, INSTANCE, task)
-    }
+    crate::fixture::Fixture::new("x", task)
+        .secret(SECRET)
+        .run_id(run)
+        .build_spec()
 }
 
 /// A TaskReset manifest for kubectl, with `more` spec lines (indented by two spaces).

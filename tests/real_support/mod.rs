@@ -686,3 +686,15 @@ impl Proc {
         self.child.wait().expect("reap");
     }
 }
+
+/// Delete the TaskReset `name` and wait until it is gone.
+pub async fn delete_and_wait(api: &Api<taskreset_controller::api::TaskReset>, name: &str) {
+    api.delete(name, &kube::api::DeleteParams::default())
+        .await
+        .expect("delete");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while api.get_opt(name).await.expect("get").is_some() {
+        assert!(Instant::now() < deadline, "{name} was not deleted");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
