@@ -3,6 +3,7 @@
 //! one call, and a backlog in one namespace does not starve another (issue 11.5).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod fixture;
 mod support;
 
 use std::time::Duration;

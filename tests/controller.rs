@@ -2,6 +2,7 @@
 //! Every test checks the ROMA simulator's call log, not only the status.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod fixture;
 mod support;
 
 use std::time::Duration;

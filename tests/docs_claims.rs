@@ -4,6 +4,7 @@
 //! `AlreadyExecuted` carries `Unknown` when the recorded run may have executed.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod fixture;
 mod support;
 
 use std::time::Duration;

@@ -3,6 +3,7 @@
 //! and ROMA, one object at a time, read from the simulators' request logs.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod fixture;
 mod support;
 
 use std::time::{Duration, SystemTime};

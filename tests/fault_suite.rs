@@ -11,6 +11,7 @@
 //! the seed is printed first and in the report line.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod fixture;
 mod support;
 
 #[path = "fault_suite/plan.rs"]

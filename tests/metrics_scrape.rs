@@ -5,6 +5,7 @@
 //! promtool is on the PATH; required when `CI` is set).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod fixture;
 mod support;
 
 use std::collections::BTreeSet;

@@ -2,6 +2,7 @@
 //! the metrics and health endpoints.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod fixture;
 mod support;
 
 use std::process::Child;

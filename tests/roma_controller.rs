@@ -2,6 +2,7 @@
 //! object stays Pending with a clear message and no request leaves the process.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod fixture;
 mod support;
 
 use std::time::Duration;

@@ -4,10 +4,10 @@
 
 use std::time::Duration;
 
-use taskreset_controller::api::{DateFrom, RetryPolicy, SecretReference, TaskResetSpec};
+use taskreset_controller::api::{DateFrom, RetryPolicy, TaskResetSpec};
 use taskreset_simulators::roma::Step;
 
-use crate::support::{INSTANCE, PROJECT, SECRET};
+use crate::support::SECRET;
 
 /// `dateFrom` of generation `g` of any object is `DATE_BASE + g`: every call the simulator
 /// records names its generation (task ids are unique per object).
@@ -64,15 +64,12 @@ pub struct ObjectPlan {
 impl ObjectPlan {
     /// The spec of generation `g`: what the object is created with (g = 1) or patched to.
     pub fn spec(&self, g: i64) -> TaskResetSpec {
-        TaskResetSpec {
-            date_from: Some(DateFrom::EpochMillis(date_from(g))),
-            credentials_secret_ref: Some(SecretReference {
-                name: self.cred.secret().to_owned(),
-            }),
-            run_id: Some(run_id(g)),
-            retry_policy: self.policy,
-            ..TaskResetSpec::new(PROJECT, INSTANCE, &self.task)
-        }
+        crate::fixture::Fixture::new(&self.name, &self.task)
+            .secret(self.cred.secret())
+            .run_id(&run_id(g))
+            .retry_policy(self.policy)
+            .spec(|s| s.date_from = Some(DateFrom::EpochMillis(date_from(g))))
+            .build_spec()
     }
 
     /// The script of generation `g` (1-based).

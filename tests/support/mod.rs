@@ -12,7 +12,7 @@ use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{Api, ObjectMeta, Patch, PatchParams, PostParams};
 use kube::{CustomResourceExt, ResourceExt};
-use taskreset_controller::api::{DateFrom, Phase, SecretReference, TaskReset, TaskResetSpec};
+use taskreset_controller::api::{Phase, TaskReset, TaskResetSpec};
 use taskreset_controller::cli::run::{RunArgs, start};
 use taskreset_simulators::kube_api::{KubeApiConfig, KubeApiHandle, KubeApiServer};
 use taskreset_simulators::roma::{CallRecord, RomaConfig, RomaHandle, RomaSimulator};
@@ -25,8 +25,8 @@ pub const NS: &str = "data";
 pub const TOKEN: &str = "e2e-token-0001";
 /// Name of the credentials Secret.
 pub const SECRET: &str = "roma";
-pub const PROJECT: &str = "c53626012ba84727b938ca8bf03108ef";
-pub const INSTANCE: &str = "fae7ff6c-8e07-4cf8-9e67-589cab2f017c";
+#[allow(unused_imports)]
+pub use crate::fixture::{INSTANCE, PROJECT};
 
 /// Both simulators, a client, and a scratch directory.
 pub struct Env {
@@ -197,13 +197,9 @@ impl Env {
 
     /// A spec for `task` with the token Secret and an epoch-ms dateFrom.
     pub fn spec(task: &str) -> TaskResetSpec {
-        TaskResetSpec {
-            date_from: Some(DateFrom::EpochMillis(1_630_052_714_000)),
-            credentials_secret_ref: Some(SecretReference {
-                name: SECRET.into(),
-            }),
-            ..TaskResetSpec::new(PROJECT, INSTANCE, task)
-        }
+        crate::fixture::Fixture::new("x", task)
+            .secret(SECRET)
+            .build_spec()
     }
 
     /// Create a TaskReset named `name` for `task`, after `edit`.
