@@ -774,24 +774,13 @@ async fn the_guarantee_holds_under_faults_kills_and_failover() {
         .iter()
         .map(|log| (log.clone(), env.log(log)))
         .collect();
-    haystacks.push((
-        "events".into(),
-        serde_json::to_string(&events.items).unwrap(),
+    haystacks.extend(verify::written_places(
+        &events.items,
+        &finals.items,
+        &outcomes,
+        &ledger,
     ));
-    haystacks.push((
-        "statuses".into(),
-        serde_json::to_string(&finals.items).unwrap(),
-    ));
-    haystacks.push(("recorded statuses".into(), format!("{outcomes:?}")));
-    haystacks.push(("ledger".into(), format!("{ledger:?}")));
-    let mut leaks = Vec::new();
-    for (name, text) in &haystacks {
-        for needle in secrets.needles() {
-            if text.contains(needle) {
-                leaks.push(format!("{name} holds {}", &needle[..3.min(needle.len())]));
-            }
-        }
-    }
+    let leaks = verify::leaks(&haystacks, secrets.needles().into_iter());
     let log_lines: usize = haystacks[..procs.logs.len()]
         .iter()
         .map(|(_, text)| text.lines().count())

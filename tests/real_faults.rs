@@ -481,7 +481,7 @@ async fn leaks(
         Api::namespaced(s.env.client.clone(), &s.env.ns);
     let events = events.list(&ListParams::default()).await.unwrap();
     let finals = s.api.list(&ListParams::default()).await.unwrap();
-    let mut haystacks: Vec<(String, String)> = logs
+    let mut places: Vec<(String, String)> = logs
         .iter()
         .map(|p| {
             (
@@ -490,25 +490,13 @@ async fn leaks(
             )
         })
         .collect();
-    haystacks.push((
-        "events".into(),
-        serde_json::to_string(&events.items).unwrap(),
+    places.extend(verify::written_places(
+        &events.items,
+        &finals.items,
+        outcomes,
+        ledger,
     ));
-    haystacks.push((
-        "statuses".into(),
-        serde_json::to_string(&finals.items).unwrap(),
-    ));
-    haystacks.push(("recorded statuses".into(), format!("{outcomes:?}")));
-    haystacks.push(("ledger".into(), format!("{ledger:?}")));
-    let mut found = Vec::new();
-    for (name, text) in &haystacks {
-        for needle in &secrets.values {
-            if text.contains(needle.as_str()) {
-                found.push(format!("{name} holds {}...", &needle[..3]));
-            }
-        }
-    }
-    found
+    verify::leaks(&places, secrets.values.iter().map(String::as_str))
 }
 
 /// The proxy itself: an untouched request reaches kube-apiserver as the client's own identity

@@ -85,6 +85,45 @@ impl Track {
     }
 }
 
+/// Where the controller writes that no secret may reach, besides its logs: its events, the
+/// final statuses, the statuses recorded on the way, the ledger. As (place, text).
+pub fn written_places(
+    events: &impl serde::Serialize,
+    statuses: &impl serde::Serialize,
+    outcomes: &[Vec<Option<GenOutcome>>],
+    ledger: &impl std::fmt::Debug,
+) -> Vec<(String, String)> {
+    vec![
+        (
+            "events".into(),
+            serde_json::to_string(events).unwrap_or_default(),
+        ),
+        (
+            "statuses".into(),
+            serde_json::to_string(statuses).unwrap_or_default(),
+        ),
+        ("recorded statuses".into(), format!("{outcomes:?}")),
+        ("ledger".into(), format!("{ledger:?}")),
+    ]
+}
+
+/// Each place of `places` that holds one of `needles`: `"<place> holds abc"` (the first three
+/// characters only).
+pub fn leaks<'a>(
+    places: &[(String, String)],
+    needles: impl Iterator<Item = &'a str> + Clone,
+) -> Vec<String> {
+    let mut found = Vec::new();
+    for (name, text) in places {
+        for needle in needles.clone() {
+            if text.contains(needle) {
+                found.push(format!("{name} holds {}", &needle[..3.min(needle.len())]));
+            }
+        }
+    }
+    found
+}
+
 /// What the checks found. Every counter but the informational ones must be 0.
 #[derive(Debug, Default)]
 pub struct Findings {

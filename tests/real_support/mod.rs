@@ -463,14 +463,12 @@ impl RealEnv {
         roma: &str,
         extra: &[&str],
     ) -> Proc {
-        let log_path = self.dir.join(format!("{name}.log"));
-        let log = std::fs::File::create(&log_path).expect("log file");
         let namespace = match watch {
             Watch::ThisNamespace => vec!["--namespace", &self.ns],
             Watch::AllNamespaces => vec![],
         };
-        let child = Command::new(env!("CARGO_BIN_EXE_taskreset-controller"))
-            .arg("run")
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_taskreset-controller"));
+        cmd.arg("run")
             .args(namespace)
             .args(["--allowed-endpoints", roma, "--default-endpoint", roma])
             .args(["--insecure-allow-http", "--metrics-addr", "127.0.0.1:0"])
@@ -482,17 +480,25 @@ impl RealEnv {
             ])
             .args(extra)
             .env("KUBECONFIG", kubeconfig)
-            .env("RUST_LOG", "info,taskreset_controller=debug")
-            .env_remove("POD_NAMESPACE")
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().expect("log"))
-            .stderr(log)
-            .spawn()
-            .expect("spawn the controller binary");
-        Proc {
-            child,
-            log: log_path,
-        }
+            .env_remove("POD_NAMESPACE");
+        spawn_logged(&mut cmd, self.dir.join(format!("{name}.log")))
+    }
+}
+
+/// Start the controller binary `cmd` describes, with its debug logs, stdout and stderr in
+/// `log_path`.
+pub fn spawn_logged(cmd: &mut Command, log_path: PathBuf) -> Proc {
+    let log = std::fs::File::create(&log_path).expect("log file");
+    let child = cmd
+        .env("RUST_LOG", "info,taskreset_controller=debug")
+        .stdin(Stdio::null())
+        .stdout(log.try_clone().expect("log"))
+        .stderr(log)
+        .spawn()
+        .expect("spawn the controller binary");
+    Proc {
+        child,
+        log: log_path,
     }
 }
 

@@ -159,8 +159,6 @@ impl RealEnv {
             .filter(|a| !replaced.contains(&flag(a)))
             .collect();
         args.extend(overrides.iter().map(|a| (*a).to_owned()));
-        let log_path = self.dir.join(format!("controller-{identity}.log"));
-        let log = std::fs::File::create(&log_path).expect("log file");
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_taskreset-controller"));
         cmd.args(&args)
             .env_clear()
@@ -179,17 +177,8 @@ impl RealEnv {
             };
             cmd.env(name, value);
         }
-        cmd.env("RUST_LOG", "info,taskreset_controller=debug");
-        let child = cmd
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().expect("log"))
-            .stderr(log)
-            .spawn()
-            .expect("spawn the controller binary");
-        Proc {
-            child,
-            log: log_path,
-        }
+        let log_path = self.dir.join(format!("controller-{identity}.log"));
+        super::spawn_logged(&mut cmd, log_path)
     }
 }
 
