@@ -19,8 +19,9 @@ use super::limits::{CallPermit, Target, Waiter};
 use super::step::{
     Answer, CONFLICT_REQUEUE, Called, Claim, Effect, Facts, Learned, Next, Turn, step,
 };
-use crate::api::{TaskReset, TaskResetStatus};
-use crate::roma::{Credentials, Endpoint, OutcomeClass, ResetRequest, classify};
+use crate::api::{Phase, TaskReset, TaskResetStatus};
+use crate::ledger::{Entry, RunKey, Runner};
+use crate::roma::{Credentials, Endpoint, OutcomeClass, ResetOutcome, ResetRequest, classify};
 /// How long the result write is retried on API errors before giving up (the claim then
 /// expires into `Interrupted`, which is truthful).
 const RESULT_WRITE_PATIENCE: Duration = Duration::from_secs(30);
@@ -173,10 +174,18 @@ impl Executor<'_> {
             }
             Effect::Write(update) => self.write(update).await,
             Effect::Claim(status) => self.claim(status).await,
-            effect
-            @ (Effect::Reserve { .. } | Effect::Release { .. } | Effect::Complete { .. }) => {
-                self.ledger(effect).await
-            }
+            Effect::Reserve { key, runner } => self.reserve(&key, &runner).await,
+            Effect::Release {
+                key,
+                runner,
+                replaced,
+            } => self.release(&key, &runner, replaced).await,
+            Effect::Complete {
+                key,
+                runner,
+                outcome,
+                detail,
+            } => self.complete(&key, &runner, outcome, detail).await,
             Effect::Withdraw {
                 claimed,
                 claim,
@@ -191,25 +200,7 @@ impl Executor<'_> {
                 request,
                 credentials,
                 known,
-            } => {
-                let attempt = facts.claim.as_ref().and_then(|c| c.status.attempts);
-                let called = match known {
-                    Some(outcome) => {
-                        info!(outcome = %outcome, "not calling: the IAM token exchange failed");
-                        let class = classify(&outcome);
-                        Called { outcome, class }
-                    }
-                    None => self.call(&request, credentials, attempt).await,
-                };
-                // A rejected Secret is read afresh at the next look, past the cache.
-                if called.class == OutcomeClass::CredentialsRejected
-                    && let Some(Lookup::Found(_, version)) = &facts.credentials
-                    && let Some((namespace, name)) = version.secret.split_once('/')
-                {
-                    ctx.secrets.forget(namespace, name);
-                }
-                Learned::Called(called)
-            }
+            } => Learned::Called(self.call_or_not(&request, credentials, known, facts).await),
             Effect::Record {
                 claimed,
                 claim,
@@ -229,43 +220,41 @@ impl Executor<'_> {
         })
     }
 
-    /// The ledger's effects: reserve (a failure fails the reconcile), release and complete (a
-    /// failure is logged: the entry stays open, which reads as ambiguous).
-    async fn ledger(&mut self, effect: Effect<'_>) -> Learned {
-        let ctx = self.ctx;
-        let (ledger, now) = (&ctx.ledger, Timestamp::now());
-        match effect {
-            Effect::Reserve { key, runner } => match ledger.reserve(&key, &runner, now).await {
-                Ok(reservation) => Learned::Reserved(reservation),
-                Err(error) => self.failed(error.into()),
-            },
-            Effect::Release {
-                key,
-                runner,
-                replaced,
-            } => {
-                let released = ledger.release(&key, &runner, replaced, now);
-                let meaning =
-                    "could not release the ledger reservation; the run reads as ambiguous";
-                logged(released.await, meaning);
-                Learned::Released
-            }
-            Effect::Complete {
-                key,
-                runner,
-                outcome,
-                detail,
-            } => {
-                let completed = ledger.complete(&key, &runner, outcome, detail, now);
-                logged(
-                    completed.await,
-                    "could not complete the ledger entry; it stays ambiguous",
-                );
-                Learned::Completed
-            }
-            // `carry_out` sends only the ledger's effects here.
-            _ => Learned::Failed,
+    /// Reserve the run: a failure fails the reconcile (after the claim is withdrawn).
+    async fn reserve(&mut self, key: &RunKey, runner: &Runner) -> Learned {
+        match self.ctx.ledger.reserve(key, runner, Timestamp::now()).await {
+            Ok(reservation) => Learned::Reserved(reservation),
+            Err(error) => self.failed(error.into()),
         }
+    }
+
+    /// Give a withdrawn claim's reservation back; a failure leaves the entry open, which
+    /// reads as ambiguous.
+    async fn release(&self, key: &RunKey, runner: &Runner, replaced: Option<Entry>) -> Learned {
+        let released = self
+            .ctx
+            .ledger
+            .release(key, runner, replaced, Timestamp::now());
+        let meaning = "could not release the ledger reservation; the run reads as ambiguous";
+        logged(released.await, meaning);
+        Learned::Released
+    }
+
+    /// Complete the entry; a failure leaves it open, which reads as ambiguous.
+    async fn complete(
+        &self,
+        key: &RunKey,
+        runner: &Runner,
+        outcome: Phase,
+        detail: Option<String>,
+    ) -> Learned {
+        let ledger = &self.ctx.ledger;
+        let completed = ledger.complete(key, runner, outcome, detail, Timestamp::now());
+        logged(
+            completed.await,
+            "could not complete the ledger entry; it stays ambiguous",
+        );
+        Learned::Completed
     }
 
     /// Waiting for a turn holds no reconcile slot: the object is looked at again when told.
@@ -328,6 +317,35 @@ impl Executor<'_> {
                 source,
             }),
         }
+    }
+
+    /// The call's outcome: `known` (the IAM exchange failed; nothing is sent), or the call's.
+    /// A Secret the gateway rejected is read afresh at the next look, past the cache.
+    async fn call_or_not(
+        &mut self,
+        request: &ResetRequest,
+        credentials: &Credentials,
+        known: Option<ResetOutcome>,
+        facts: &Facts,
+    ) -> Called {
+        let called = match known {
+            Some(outcome) => {
+                info!(outcome = %outcome, "not calling: the IAM token exchange failed");
+                let class = classify(&outcome);
+                Called { outcome, class }
+            }
+            None => {
+                let attempt = facts.claim.as_ref().and_then(|c| c.status.attempts);
+                self.call(request, credentials, attempt).await
+            }
+        };
+        if called.class == OutcomeClass::CredentialsRejected
+            && let Some(Lookup::Found(_, version)) = &facts.credentials
+            && let Some((namespace, name)) = version.secret.split_once('/')
+        {
+            self.ctx.secrets.forget(namespace, name);
+        }
+        called
     }
 
     async fn call(

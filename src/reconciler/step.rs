@@ -327,11 +327,17 @@ pub enum Effect<'a> {
 /// The next effect for `tr`, given `facts`, at `now` (DESIGN section 3; see the module's
 /// table).
 pub fn step<'a>(tr: &TaskReset, facts: &'a Facts, now: Timestamp, policy: &Policy) -> Effect<'a> {
-    if facts.failed {
-        return match (&facts.claim, facts.withdrawn) {
-            (Some(claim), None) => withdraw(tr, claim).unwrap_or(Effect::Done(Next::Fail)),
-            _ => Effect::Done(Next::Fail),
-        };
+    // A failure before a claim landed ends the reconcile; after one, the claim is withdrawn
+    // first (see `Claimed::next`).
+    let claimed = matches!(
+        &facts.claim,
+        Some(Claim {
+            answer: Answer::Written(_),
+            ..
+        })
+    );
+    if facts.failed && !claimed {
+        return Effect::Done(Next::Fail);
     }
     let mut attempt = match decision::decide(tr, facts.started, policy) {
         Decision::Attempt(attempt) => attempt,
@@ -394,13 +400,14 @@ impl<'a> Claimed<'a> {
     ) -> Effect<'a> {
         let facts = self.facts;
         let reservation = match (&facts.reserved, facts.withdrawn) {
-            (None, None) if facts.stopping => return self.withdraw(),
+            (None, None) if facts.stopping || facts.failed => return self.withdraw(),
             (None, None) => {
                 return Effect::Reserve {
                     key: self.key,
                     runner: self.runner,
                 };
             }
+            (None, Some(_)) if facts.failed => return Effect::Done(Next::Fail),
             (None, Some(_)) => return Effect::Done(Next::AwaitChange),
             (Some(reservation), _) => reservation,
         };
@@ -471,18 +478,6 @@ impl<'a> Claimed<'a> {
             claim: &self.claim.status,
             status: self.before,
         }
-    }
-}
-
-/// Take back a written claim: the status from before it goes back on top of it.
-fn withdraw<'a>(tr: &TaskReset, claim: &'a Claim) -> Option<Effect<'a>> {
-    match &claim.answer {
-        Answer::Written(claimed) => Some(Effect::Withdraw {
-            claimed,
-            claim: &claim.status,
-            status: tr.status.clone().unwrap_or_default(),
-        }),
-        Answer::Conflict | Answer::Gone => None,
     }
 }
 

@@ -160,11 +160,17 @@ impl Store {
         if let Some((twin_key, twin)) = twin {
             self.put_twin(twin_key, rv, (namespace.clone(), name.clone()), twin);
         }
+        self.insert_and_emit(key.clone(), rv, (namespace, name), obj.clone());
+        obj
+    }
+
+    /// Stores `obj` as `id` under `rv` and emits ADDED or MODIFIED.
+    fn insert_and_emit(&mut self, key: TypeKey, rv: u64, id: ObjectKey, obj: Arc<Value>) {
         let previous = self
             .objects
             .entry(key.clone())
             .or_default()
-            .insert((namespace.clone(), name), obj.clone());
+            .insert(id, obj.clone());
         let kind = if previous.is_some() {
             EventKind::Modified
         } else {
@@ -172,12 +178,11 @@ impl Store {
         };
         self.emit(WatchEvent {
             rv,
-            key: key.clone(),
+            key,
             kind,
-            object: obj.clone(),
+            object: obj,
             previous,
         });
-        obj
     }
 
     /// Removes an object, emitting DELETED with a new resourceVersion. Returns its last state.
@@ -206,24 +211,7 @@ impl Store {
 
     /// Stores the other group's form of an event being put, under the same resourceVersion.
     fn put_twin(&mut self, key: TypeKey, rv: u64, id: ObjectKey, twin: Value) {
-        let twin = Arc::new(twin);
-        let previous = self
-            .objects
-            .entry(key.clone())
-            .or_default()
-            .insert(id, twin.clone());
-        let kind = if previous.is_some() {
-            EventKind::Modified
-        } else {
-            EventKind::Added
-        };
-        self.emit(WatchEvent {
-            rv,
-            key,
-            kind,
-            object: twin,
-            previous,
-        });
+        self.insert_and_emit(key, rv, id, Arc::new(twin));
     }
 
     /// Removes the other group's form of an event being removed, under the same resourceVersion.
