@@ -108,20 +108,19 @@ fn remember(known: &mut KnownShards, shard: (String, String), cm: ConfigMap) {
     known.insert(shard, cm);
 }
 
-/// First pause after a TaskReset's reservation failed; it doubles with each failure of it in
-/// a row, up to [`FAILED_PAUSE_MAX`].
+/// How long a TaskReset waits before it claims again after its reservation failed: the
+/// controller's error backoff (`error_policy`), which the withdrawal's own write would
+/// otherwise bypass.
 const FAILED_PAUSE: Duration = Duration::from_secs(5);
-/// Longest pause after a TaskReset's reservations failed.
-const FAILED_PAUSE_MAX: Duration = Duration::from_secs(120);
 /// TaskResets whose failures are remembered at most (the oldest is forgotten first).
 const FAILED_KEPT: usize = 4096;
 
-/// TaskResets (namespace, name) whose reservation failed lately: (when they may claim again,
-/// failures in a row). A failed reservation withdraws its claim, and that write would start
-/// the object's next reconcile at once, past the error backoff: without this pause an
-/// unwritable ledger (a 403, an outage) would turn into a loop of claims and withdrawals.
-/// Per object, so one object's bad luck does not hold back the others of its namespace.
-type Failed = HashMap<(String, String), (std::time::Instant, u32)>;
+/// TaskResets (namespace, name) whose reservation failed lately, and when they may claim
+/// again. A failed reservation withdraws its claim, and that write would start the object's
+/// next reconcile at once, past the error backoff: without this pause an unwritable ledger (a
+/// 403, an outage) would turn into a loop of claims and withdrawals. Per object, so one
+/// object's bad luck does not hold back the others of its namespace.
+type Failed = HashMap<(String, String), std::time::Instant>;
 
 /// The ledger of every namespace, reached through the Kubernetes API.
 #[derive(Clone)]
@@ -149,7 +148,7 @@ impl Ledger {
     /// reservation failed lately; `None` when it may claim.
     pub fn paused(&self, namespace: &str, name: &str) -> Option<Duration> {
         let failed = self.failed.lock().unwrap_or_else(|p| p.into_inner());
-        let (until, _) = failed.get(&(namespace.to_owned(), name.to_owned()))?;
+        let until = failed.get(&(namespace.to_owned(), name.to_owned()))?;
         until.checked_duration_since(std::time::Instant::now())
     }
 
@@ -160,20 +159,16 @@ impl Ledger {
             failed.remove(&object);
             return;
         }
-        let in_a_row = failed.get(&object).map_or(0, |(_, n)| *n) + 1;
-        let pause = FAILED_PAUSE
-            .saturating_mul(1 << (in_a_row - 1).min(8))
-            .min(FAILED_PAUSE_MAX);
         if failed.len() >= FAILED_KEPT
             && !failed.contains_key(&object)
             && let Some(oldest) = failed
                 .iter()
-                .min_by_key(|(_, (t, _))| *t)
+                .min_by_key(|(_, t)| **t)
                 .map(|(k, _)| k.clone())
         {
             failed.remove(&oldest);
         }
-        failed.insert(object, (std::time::Instant::now() + pause, in_a_row));
+        failed.insert(object, std::time::Instant::now() + FAILED_PAUSE);
     }
 
     fn lock_for(&self, namespace: &str, configmap: &str) -> &tokio::sync::Mutex<KnownShards> {
